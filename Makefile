@@ -1,0 +1,37 @@
+# Two commands: `make demo` (main job on real LFW images) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+DATA ?= $(if $(MFRBENCH_DATA),$(MFRBENCH_DATA),../shared/data)
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# The CPU build of torch that lies on this machine's disk; a bare `torch` would pull CUDA.
+	$(PIP) install -q torch==2.13.0
+	# Only for its MTCNN weights (pnet/rnet/onet.pt): it pins an old torch and needs torchvision.
+	$(PIP) install -q --no-deps facenet-pytorch==2.6.0
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/mfrbench synth lfw --root $(DATA)/lfw-mini --out demo-out \
+		--colors black,white,blue --roi upper-half --workers 2
+	@echo "Masked images: demo-out/images/   manifest: demo-out/manifest.parquet"
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+bench: $(STAMP)
+	$(PY) bench/synth_throughput.py
+
+clean:
+	rm -rf demo-out .pytest_cache

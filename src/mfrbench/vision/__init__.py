@@ -1,0 +1,1 @@
+"""Computer-vision stages: decode, detect, landmarks, masks, ROI crops, augmentation."""
