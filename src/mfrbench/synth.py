@@ -1,0 +1,548 @@
+"""The synth stage runner: dataset records in, masked/cropped images and manifest rows out.
+
+Per source image: decode -> detect (cascade) -> pick one face -> landmarks -> canonical anchors
+-> for each variant (unmasked, one per mask colour, optional augmentations): mask, ROI crop,
+encode, write. The runner owns parallelism, progress, resume and writing:
+
+- Records are sorted and cut into fixed chunks; each finished chunk is written as a Parquet part
+  under ``OUT/.parts`` atomically, so a killed run loses at most the chunks in flight and a re-run
+  does only the missing chunks.
+- The final ``OUT/manifest.parquet`` streams the parts in chunk order (one row group each), so
+  memory does not grow with the dataset and the bytes do not depend on the worker count.
+- Every model runs single-threaded inside its worker: numerics (and so the manifest) are then the
+  same with 1 or N workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from mfrbench import __version__
+from mfrbench.colors import parse_colors
+from mfrbench.datasets import Record, get_dataset
+from mfrbench.errors import ImageError, UserError
+from mfrbench.manifest import (
+    MANIFEST_SCHEMA_VERSION,
+    STATUS_OK,
+    SYNTH_SCHEMA,
+    canonical_json,
+    concat_parquet_atomic,
+    rows_to_table,
+    with_metadata,
+    write_bytes_atomic,
+    write_table_atomic,
+)
+from mfrbench.vision import augment
+from mfrbench.vision.anchors import to_canonical68
+from mfrbench.vision.decode import decode_image
+from mfrbench.vision.detect import (
+    DETECTOR_NAMES,
+    FACE_POLICIES,
+    Cascade,
+    cascade_names,
+    select_face,
+)
+from mfrbench.vision.landmarks import make_landmarker
+from mfrbench.vision.mask import MASK_SHAPES, mask_polygon
+from mfrbench.vision.render import encode, render
+from mfrbench.vision.roi import ROI_KINDS, expand_box, output_size, roi_box
+
+CHUNK_SIZE = 32
+LANDMARK_BACKENDS = ("dlib", "mediapipe")
+IMAGE_FORMATS = ("jpg", "png")
+STAGES = ("read", "decode", "detect", "landmarks", "render", "write")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything that determines the output. Worker count is deliberately not part of it."""
+
+    dataset: str
+    root: str | None = None
+    colors: str = "black,white,blue"
+    mask_shape: str = "paper"
+    detector: str = "mtcnn"
+    fallback: bool = True
+    landmarks: str = "dlib"
+    mediapipe_model: str | None = None
+    margin: int = 15
+    face_policy: str = "largest"
+    roi: str = "upper-half"
+    size: int = 112
+    image_format: str = "jpg"
+    jpeg_quality: int = 95
+    augment: tuple[str, ...] = ()
+    augment_copies: int = 3
+    max_side: int = 1024
+    min_side: int = 32
+    seed: int = 0
+    limit: int | None = None
+
+    def validate(self) -> None:
+        """Raise UserError for any option a user got wrong (checked before any work)."""
+        parse_colors(self.colors)
+        _one_of("--mask-shape", self.mask_shape, tuple(MASK_SHAPES))
+        for name in cascade_names(self.detector, self.fallback):
+            _one_of("--detector", name, DETECTOR_NAMES)
+        _one_of("--landmarks", self.landmarks, LANDMARK_BACKENDS)
+        _one_of("--face-policy", self.face_policy, FACE_POLICIES)
+        _one_of("--roi", self.roi, ROI_KINDS)
+        _one_of("--format", self.image_format, IMAGE_FORMATS)
+        for kind in self.augment:
+            _one_of("--augment", kind, augment.AUGMENTATIONS)
+        if self.size < 8:
+            raise UserError(f"--size must be at least 8, got {self.size}")
+        if self.margin < 0:
+            raise UserError(f"--margin must be >= 0, got {self.margin}")
+        if self.augment and self.augment_copies < 1:
+            raise UserError(f"--augment-copies must be >= 1, got {self.augment_copies}")
+        if self.limit is not None and self.limit < 1:
+            raise UserError(f"--limit must be >= 1, got {self.limit}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise UserError(f"--jpeg-quality must be in 1..100, got {self.jpeg_quality}")
+
+    def params(self) -> dict[str, Any]:
+        """JSON-able parameters recorded in the manifest metadata and the resume check."""
+        d = asdict(self)
+        d["augment"] = list(self.augment)
+        return d
+
+    def digest(self) -> str:
+        return hashlib.sha256(canonical_json(self.params()).encode()).hexdigest()
+
+
+def _one_of(flag: str, value: str, valid: Sequence[str]) -> None:
+    if value not in valid:
+        raise UserError(f"{flag}: unknown value {value!r}; choose from {', '.join(valid)}")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One output per source image: ``unmasked``, ``mask-<colour>``, or either + augmentation."""
+
+    name: str
+    color: str | None = None
+    rgb: tuple[int, int, int] | None = None
+    aug_kind: str | None = None
+    aug_copy: int = 0
+
+    @property
+    def masked(self) -> bool:
+        return self.color is not None
+
+
+def plan_variants(config: SynthConfig) -> list[Variant]:
+    """The variants every source image gets, in a fixed order."""
+    base = [Variant("unmasked")]
+    base += [Variant(f"mask-{name}", name, rgb) for name, rgb in parse_colors(config.colors)]
+    out = list(base)
+    for kind in config.augment:
+        for copy in range(config.augment_copies):
+            for v in base:
+                out.append(Variant(f"{v.name}+{kind}{copy}", v.color, v.rgb, kind, copy))
+    return out
+
+
+def output_names(records: Sequence[Record], fmt: str) -> dict[str, str]:
+    """Map each source rel_path to its output rel_path (suffix replaced by ``fmt``).
+
+    Two sources that would collide (``a.png`` and ``a.jpg``) keep their original suffix in
+    the stem instead, deterministically.
+    """
+    plain = {r.rel_path: str(PurePosixPath(r.rel_path).with_suffix(f".{fmt}")) for r in records}
+    counts = Counter(plain.values())
+    return {rel: (out if counts[out] == 1 else f"{rel}.{fmt}") for rel, out in plain.items()}
+
+
+class SynthPipeline:
+    """Loads the detector cascade and landmark model once; turns one source into rows."""
+
+    def __init__(self, config: SynthConfig, root: Path, out: Path) -> None:
+        self.config = config
+        self.root = root
+        self.out = out
+        self.variants = plan_variants(config)
+        self.cascade = Cascade(
+            cascade_names(config.detector, config.fallback), max_side=config.max_side
+        )
+        kwargs = {"model_path": config.mediapipe_model} if config.landmarks == "mediapipe" else {}
+        self.landmarker = make_landmarker(config.landmarks, **kwargs)
+        self.out_wh = output_size(config.roi, config.size)
+        self.timings: Counter[str] = Counter()
+
+    def _base_row(self, rec: Record) -> dict[str, Any]:
+        c = self.config
+        return {
+            "dataset": rec.dataset,
+            "identity": rec.identity,
+            "src_path": rec.rel_path,
+            "src_sha256": rec.sha256,
+            "real_mask": rec.real_mask,
+            "mask_shape": None,
+            "face_policy": c.face_policy,
+            "margin": c.margin,
+            "landmarks_backend": c.landmarks,
+            "roi": c.roi,
+            "size": c.size,
+            "seed": c.seed,
+            "tool_version": __version__,
+            "status": STATUS_OK,
+            "reason": "",
+        }
+
+    def _variant_row(self, base: dict[str, Any], v: Variant) -> dict[str, Any]:
+        row = dict(base)
+        row.update(
+            key=f"{base['src_path']}|{v.name}",
+            variant=v.name,
+            masked=v.masked,
+            color=v.color,
+            color_rgb=list(v.rgb) if v.rgb else None,
+            mask_shape=self.config.mask_shape if v.masked else None,
+        )
+        if not v.masked:
+            row["mask_polygon"] = None
+        return row
+
+    def _timed(self, stage: str, t0: float) -> float:
+        t1 = time.perf_counter()
+        self.timings[stage] += t1 - t0
+        return t1
+
+    def process(self, rec: Record, out_rel: str) -> list[dict[str, Any]]:
+        """All rows for one source image (one per variant), failures included."""
+        base = self._base_row(rec)
+        try:
+            geometry = self._analyse(rec, base)
+        except ImageError as err:
+            base.update(status=err.status, reason=err.reason)
+            return [self._variant_row(base, v) for v in self.variants]
+        rgb, polygon = geometry
+        rows = []
+        for v in self.variants:
+            row = self._variant_row(base, v)
+            try:
+                self._render_variant(rgb, polygon, v, row, out_rel)
+            except ImageError as err:
+                row.update(status=err.status, reason=err.reason)
+            rows.append(row)
+        return rows
+
+    def _analyse(self, rec: Record, row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Decode, detect, landmark; fills the shared row fields. Raises ImageError."""
+        c = self.config
+        t = time.perf_counter()
+        try:
+            data = (self.root / rec.rel_path).read_bytes()
+        except OSError as e:
+            raise ImageError("read_error", f"cannot read file: {e.strerror or e}") from e
+        if rec.sha256 and hashlib.sha256(data).hexdigest() != rec.sha256:
+            raise ImageError("read_error", "file changed while the run was listing it")
+        t = self._timed("read", t)
+        decoded = decode_image(data, min_side=c.min_side)
+        rgb = decoded.rgb
+        w, h = decoded.width, decoded.height
+        row.update(src_width=w, src_height=h, decode_notes=",".join(decoded.notes))
+        t = self._timed("decode", t)
+
+        faces = self.cascade.detect(rgb)
+        row["faces_found"] = len(faces)
+        t = self._timed("detect", t)
+        if not faces:
+            tried = ",".join(cascade_names(c.detector, c.fallback))
+            raise ImageError("no_face", f"no face found by {tried}")
+        face, why = select_face(faces, c.face_policy, (w, h))
+        if face is None:
+            raise ImageError("multiple_faces", why)
+        fbox = expand_box(face.box, c.margin, (w, h))
+        row.update(
+            detector=face.detector,
+            det_score=float(face.score),
+            det_box=[float(x) for x in face.box],
+            face_box=list(fbox),
+        )
+        points = self.landmarker(rgb, face.box)
+        canon = to_canonical68(points, c.landmarks)
+        t = self._timed("landmarks", t)
+        box = roi_box(c.roi, fbox, canon, (w, h))
+        polygon = mask_polygon(canon, c.mask_shape)
+        row.update(
+            landmarks=canon.astype(np.float32).ravel().tolist(),
+            roi_box=list(box),
+        )
+        return rgb, polygon
+
+    def _render_variant(
+        self, rgb: np.ndarray, polygon: np.ndarray, v: Variant, row: dict[str, Any], out_rel: str
+    ) -> None:
+        c = self.config
+        t = time.perf_counter()
+        aug = None
+        if v.aug_kind is not None:
+            rng = augment.make_rng(c.seed, f"{row['src_path']}|{v.name}")
+            aug = augment.sample_params(v.aug_kind, rng)
+            row["augment"] = canonical_json({"kind": aug.kind, "params": aug.params})
+        img = render(
+            rgb,
+            tuple(row["roi_box"]),
+            self.out_wh,
+            polygon if v.masked else None,
+            v.rgb,
+            aug,
+        )
+        data = encode(img, c.image_format, c.jpeg_quality)
+        t = self._timed("render", t)
+        rel = f"images/{v.name}/{out_rel}"
+        try:
+            write_bytes_atomic(self.out / rel, data)
+        except OSError as e:
+            raise ImageError("write_error", f"cannot write {rel}: {e.strerror or e}") from e
+        self._timed("write", t)
+        row.update(
+            mask_polygon=polygon.ravel().tolist() if v.masked else None,
+            out_path=rel,
+            out_sha256=hashlib.sha256(data).hexdigest(),
+            out_width=img.shape[1],
+            out_height=img.shape[0],
+        )
+
+
+# ----------------------------------------------------------------------------- runner
+
+
+@dataclass
+class SynthResult:
+    """What a run did: counts, where the manifest is, and where the time went."""
+
+    manifest: Path
+    sources: int
+    rows: int
+    resumed_sources: int
+    status_counts: dict[str, int]
+    detector_counts: dict[str, int]
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    index: int
+    items: tuple[tuple[Record, str], ...]
+
+    def digest(self) -> str:
+        keys = "\n".join(f"{r.rel_path}\t{r.sha256}" for r, _ in self.items)
+        return hashlib.sha256(keys.encode()).hexdigest()
+
+
+_WORKER: SynthPipeline | None = None
+
+
+def _init_worker(config: SynthConfig, root: Path, out: Path) -> None:
+    global _WORKER
+    _single_threaded()
+    _WORKER = SynthPipeline(config, root, out)
+
+
+def _single_threaded() -> None:
+    """One thread per model: identical numerics whatever the worker count."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def _run_chunk(chunk: _Chunk) -> tuple[int, list[dict[str, Any]], dict[str, float]]:
+    assert _WORKER is not None
+    _WORKER.timings.clear()
+    rows: list[dict[str, Any]] = []
+    for rec, out_rel in chunk.items:
+        rows.extend(_WORKER.process(rec, out_rel))
+    return chunk.index, rows, dict(_WORKER.timings)
+
+
+def _part_path(out: Path, index: int) -> Path:
+    return out / ".parts" / f"part-{index:06d}.parquet"
+
+
+def _part_is_done(path: Path, chunk: _Chunk, params_digest: str) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception:  # a damaged part is simply redone
+        return False
+    return (
+        meta.get(b"chunk_digest") == chunk.digest().encode()
+        and meta.get(b"params_digest") == params_digest.encode()
+    )
+
+
+def _prepare_out(out: Path, config: SynthConfig, overwrite: bool) -> None:
+    """Create OUT, or check that an existing OUT was made with the same parameters."""
+    run_file = out / "run.json"
+    if out.exists() and overwrite:
+        for sub in ("images", ".parts"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+        for f in ("manifest.parquet", "run.json"):
+            (out / f).unlink(missing_ok=True)
+    if run_file.is_file():
+        previous = json.loads(run_file.read_text())
+        if previous.get("params_digest") != config.digest():
+            changed = sorted(
+                k for k, v in config.params().items() if previous.get("params", {}).get(k) != v
+            )
+            raise UserError(
+                f"{out} holds a run with different parameters ({', '.join(changed)}); "
+                "use a new --out or pass --overwrite"
+            )
+    elif out.exists() and any(out.iterdir()) and not (out / ".parts").is_dir():
+        raise UserError(f"{out} exists and is not an mfrbench synth output; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    run = {"params": config.params(), "params_digest": config.digest(), "tool_version": __version__}
+    write_bytes_atomic(run_file, (json.dumps(run, indent=2, sort_keys=True) + "\n").encode())
+
+
+def load_records(config: SynthConfig, *, download: bool = False) -> tuple[Path, list[Record]]:
+    """Resolve the dataset (downloading it when asked and supported) and list its records."""
+    kwargs = {"download": True} if download else {}
+    dataset = get_dataset(config.dataset, root=config.root, **kwargs)
+    records = list(dataset.records())
+    if config.limit is not None:
+        records = records[: config.limit]
+    return Path(dataset.root), records
+
+
+def run_synth(
+    config: SynthConfig,
+    out: str | Path,
+    *,
+    workers: int = 1,
+    overwrite: bool = False,
+    download: bool = False,
+    on_start: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> SynthResult:
+    """Run the synth stage; resumable, deterministic, streaming.
+
+    ``on_start(total_sources, already_done)`` and ``on_progress(sources_done, sources_failed)``
+    let a caller draw progress; neither affects the output.
+    """
+    t_start = time.perf_counter()
+    config.validate()
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    out = Path(out)
+    root, records = load_records(config, download=download)
+    if not records:
+        raise UserError(f"no images found under {root}")
+    _prepare_out(out, config, overwrite)
+
+    names = output_names(records, config.image_format)
+    items = [(r, names[r.rel_path]) for r in records]
+    chunks = [
+        _Chunk(i // CHUNK_SIZE, tuple(items[i : i + CHUNK_SIZE]))
+        for i in range(0, len(items), CHUNK_SIZE)
+    ]
+    digest = config.digest()
+    todo = [c for c in chunks if not _part_is_done(_part_path(out, c.index), c, digest)]
+    resumed = len(records) - sum(len(c.items) for c in todo)
+    if on_start:
+        on_start(len(records), resumed)
+
+    meta = {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "tool_version": __version__,
+        "params": config.params(),
+        "params_digest": digest,
+    }
+    schema = with_metadata(SYNTH_SCHEMA, meta)
+    stage_seconds: Counter[str] = Counter()
+    done, failed = resumed, 0
+    by_index = {c.index: c for c in todo}
+    for index, rows, timings in _execute(todo, config, root, out, workers):
+        table = rows_to_table(rows).replace_schema_metadata(
+            {b"chunk_digest": by_index[index].digest().encode(), b"params_digest": digest.encode()}
+        )
+        write_table_atomic(table, _part_path(out, index))
+        stage_seconds.update(timings)
+        done += len(by_index[index].items)
+        failed += sum(1 for r in rows if r["variant"] == "unmasked" and r["status"] != STATUS_OK)
+        if on_progress:
+            on_progress(done, failed)
+
+    manifest = out / "manifest.parquet"
+    n_rows = concat_parquet_atomic((_part_path(out, c.index) for c in chunks), manifest, schema)
+    _remove_stale_parts(out, {c.index for c in chunks})
+    status_counts, detector_counts = summarize(manifest)
+    return SynthResult(
+        manifest=manifest,
+        sources=len(records),
+        rows=n_rows,
+        resumed_sources=resumed,
+        status_counts=status_counts,
+        detector_counts=detector_counts,
+        stage_seconds=dict(stage_seconds),
+        elapsed=time.perf_counter() - t_start,
+    )
+
+
+def _execute(
+    todo: list[_Chunk], config: SynthConfig, root: Path, out: Path, workers: int
+) -> Iterator[tuple[int, list[dict[str, Any]], dict[str, float]]]:
+    """Yield chunk results in chunk order, in-process or from a pool of worker processes."""
+    if not todo:
+        return
+    if workers == 1 or len(todo) == 1:
+        import cv2
+        import torch
+
+        saved = torch.get_num_threads(), cv2.getNumThreads()
+        _init_worker(config, root, out)
+        try:
+            yield from map(_run_chunk, todo)
+        finally:
+            global _WORKER
+            _WORKER = None
+            torch.set_num_threads(saved[0])
+            cv2.setNumThreads(saved[1])
+        return
+    ctx = mp.get_context("spawn")  # no inherited torch/mediapipe threads or state
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(config, root, out)) as pool:
+        yield from pool.imap(_run_chunk, todo, chunksize=1)
+
+
+def _remove_stale_parts(out: Path, keep: set[int]) -> None:
+    for part in (out / ".parts").glob("part-*.parquet"):
+        try:
+            index = int(part.stem.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if index not in keep:
+            part.unlink(missing_ok=True)
+
+
+def summarize(manifest: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """Rows per status, and source images per detector (over the ``unmasked`` rows)."""
+    statuses: Counter[str] = Counter()
+    detectors: Counter[str] = Counter()
+    pf = pq.ParquetFile(manifest)
+    for batch in pf.iter_batches(columns=["variant", "status", "detector"]):
+        d = batch.to_pydict()
+        for variant, status, det in zip(d["variant"], d["status"], d["detector"], strict=True):
+            statuses[status] += 1
+            if variant == "unmasked" and status == STATUS_OK:
+                detectors[det] += 1
+    return dict(sorted(statuses.items())), dict(sorted(detectors.items()))
