@@ -257,12 +257,12 @@ class SynthPipeline:
         row.update(src_width=w, src_height=h, decode_notes=",".join(decoded.notes))
         t = self._timed("decode", t)
 
-        faces = self.cascade.detect(rgb)
+        detection = self.cascade.detect_with_info(rgb)
+        faces = detection.faces
         row["faces_found"] = len(faces)
         t = self._timed("detect", t)
         if not faces:
-            tried = ",".join(cascade_names(c.detector, c.fallback))
-            raise ImageError("no_face", f"no face found by {tried}")
+            raise ImageError("no_face", f"no face found by {', '.join(detection.tried)}")
         face, why = select_face(faces, c.face_policy, (w, h))
         if face is None:
             raise ImageError("multiple_faces", why)
