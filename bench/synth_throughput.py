@@ -4,7 +4,8 @@
 
 Each configuration runs in a fresh subprocess (so peak RSS is its own): three colours, dlib
 landmarks, MTCNN with fallbacks, upper-half ROI. Prints source images/s, per-stage milliseconds
-per image (summed over workers) and peak RSS of the main process and of the largest worker.
+per image (summed over workers), peak RSS of the main process and of the largest worker, and
+(1 worker) the RSS every ~10% of the run, which must flatten rather than grow with the images.
 `--sizes` repeats the 1-worker run at several dataset sizes to show that memory does not grow with
 the dataset (rows stream to disk in 32-image parts).
 """
@@ -33,7 +34,13 @@ def one(limit: int, workers: int, out: Path) -> dict:
     from mfrbench.synth import STAGES, SynthConfig, run_synth
 
     config = SynthConfig(dataset="lfw", root=str(data_root() / "lfw"), limit=limit)
-    result = run_synth(config, out, workers=workers)
+    trace: list[tuple[int, int]] = []  # (images done, main-process RSS MiB), every ~10%
+
+    def sample(done: int, _failed: int) -> None:
+        if workers == 1 and (not trace or done - trace[-1][0] >= max(limit // 10, 32)):
+            trace.append((done, _rss_mib()))
+
+    result = run_synth(config, out, workers=workers, on_progress=sample)
     n = result.sources
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -50,7 +57,17 @@ def one(limit: int, workers: int, out: Path) -> dict:
         "peak_rss_main_mib": round(self_kb / 1024, 1),
         "peak_rss_worker_mib": round(child_kb / 1024, 1),
         "detectors": result.detector_counts,
+        "rss_mib_trace": trace,
     }
+
+
+def _rss_mib() -> int:
+    """Current resident set size of this process (Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    return -1
 
 
 def main() -> None:
