@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	# The CPU build of torch that lies on this machine's disk; a bare `torch` would pull CUDA.
 	$(PIP) install -q torch==2.13.0
-	# Only for its MTCNN weights (pnet/rnet/onet.pt): it pins an old torch and needs torchvision.
-	$(PIP) install -q --no-deps facenet-pytorch==2.6.0
 	$(PIP) install -q -e '.[dev]'
+	# Only for its MTCNN weights (pnet/rnet/onet.pt): it pins an old torch and needs torchvision,
+	# so it goes in last and without dependencies; mfrbench never imports it.
+	$(PIP) install -q --no-deps facenet-pytorch==2.6.0
 	touch $@
 
 demo: $(STAMP)

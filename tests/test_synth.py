@@ -200,3 +200,23 @@ def test_augmented_rows_record_parameters(lfw_mini: Path, tmp_path: Path) -> Non
     for r in rows:
         spec = json.loads(r["augment"])
         assert spec["kind"] in {"rotate", "noise"} and spec["params"]
+
+
+def test_model_errors_surface_before_and_inside_workers(tmp_path: Path) -> None:
+    """A missing model is a user error up front, and a worker that cannot load its models
+    raises on its first chunk instead of hanging the pool."""
+    import torch
+
+    from mfrbench import synth
+
+    threads = torch.get_num_threads()
+    config = SynthConfig(dataset="lfw", landmarks="mediapipe", mediapipe_model="/nope.task")
+    with pytest.raises(UserError, match=r"/nope\.task"):
+        synth.preflight(config)
+    synth._init_worker(config, tmp_path, tmp_path / "out")
+    try:
+        with pytest.raises(UserError, match=r"/nope\.task"):
+            synth._run_chunk(synth._Chunk(0, ()))
+    finally:
+        synth._WORKER_ERROR = None
+        torch.set_num_threads(threads)

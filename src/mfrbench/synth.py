@@ -347,12 +347,30 @@ class _Chunk:
 
 
 _WORKER: SynthPipeline | None = None
+_WORKER_ERROR: Exception | None = None
 
 
 def _init_worker(config: SynthConfig, root: Path, out: Path) -> None:
-    global _WORKER
+    """Load the models once per worker. A failure is raised by the first chunk instead:
+    an exception in a pool initializer would make the pool respawn workers forever."""
+    global _WORKER, _WORKER_ERROR
     _single_threaded()
-    _WORKER = SynthPipeline(config, root, out)
+    try:
+        _WORKER, _WORKER_ERROR = SynthPipeline(config, root, out), None
+    except Exception as e:
+        _WORKER, _WORKER_ERROR = None, e
+
+
+def preflight(config: SynthConfig) -> None:
+    """Find (or download, once, in this process) every model file before workers start."""
+    if "mtcnn" in cascade_names(config.detector, config.fallback):
+        from mfrbench.vision.mtcnn import find_weights_dir
+
+        find_weights_dir()
+    if config.landmarks == "mediapipe":
+        from mfrbench.vision.landmarks import resolve_mediapipe_model
+
+        resolve_mediapipe_model(config.mediapipe_model)
 
 
 def _single_threaded() -> None:
@@ -365,7 +383,8 @@ def _single_threaded() -> None:
 
 
 def _run_chunk(chunk: _Chunk) -> tuple[int, list[dict[str, Any]], dict[str, float]]:
-    assert _WORKER is not None
+    if _WORKER is None:
+        raise _WORKER_ERROR or RuntimeError("synth worker was not initialised")
     _WORKER.timings.clear()
     rows: list[dict[str, Any]] = []
     for rec, out_rel in chunk.items:
@@ -445,6 +464,7 @@ def run_synth(
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
+    preflight(config)
     root, records = load_records(config, download=download)
     if not records:
         raise UserError(f"no images found under {root}")
