@@ -48,7 +48,6 @@ from mfrbench.vision import augment
 from mfrbench.vision.anchors import to_canonical68
 from mfrbench.vision.decode import decode_image
 from mfrbench.vision.detect import (
-    DETECTOR_NAMES,
     FACE_POLICIES,
     Cascade,
     cascade_names,
@@ -94,8 +93,7 @@ class SynthConfig:
         """Raise UserError for any option a user got wrong (checked before any work)."""
         parse_colors(self.colors)
         _one_of("--mask-shape", self.mask_shape, tuple(MASK_SHAPES))
-        for name in cascade_names(self.detector, self.fallback):
-            _one_of("--detector", name, DETECTOR_NAMES)
+        cascade_names(self.detector, self.fallback)  # raises on unknown or misordered names
         _one_of("--landmarks", self.landmarks, LANDMARK_BACKENDS)
         _one_of("--face-policy", self.face_policy, FACE_POLICIES)
         _one_of("--roi", self.roi, ROI_KINDS)
