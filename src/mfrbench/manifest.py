@@ -92,11 +92,21 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextmanager
 def atomic_path(dest: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; on success it replaces ``dest`` atomically."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get normal permissions
     os.close(fd)
     tmp_path = Path(tmp)
     try:
