@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from mfrbench import __version__
+from mfrbench.cli_protocol import pairs_app, protocol_app
 from mfrbench.errors import UserError
 
 app = typer.Typer(
@@ -34,6 +35,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(pairs_app, name="pairs")
+app.add_typer(protocol_app, name="protocol")
 console = Console(stderr=True)
 out_console = Console()
 
