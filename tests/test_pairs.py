@@ -59,6 +59,7 @@ def synth_images(
                 "src_path": src,
                 "src_sha256": sha(src),
                 "synthetic": True,
+                "face_box": [0, 0, 100, 120],
                 "roi_box": [0, 0, 100, 60],
                 "out_wh": [112, 112],
             }
@@ -478,6 +479,7 @@ def manifest_rows() -> list[dict]:
                     "margin": 0,
                     "landmarks_backend": "dlib",
                     "mask_polygon": [1, 2, 3, 4, 5, 6] if masked and status == "ok" else None,
+                    "face_box": [0, -5, 100, 115] if status == "ok" else None,
                     "roi_box": [0, -5, 100, 60] if status == "ok" else None,
                     "out_width": 112 if status == "ok" else None,
                     "out_height": 96 if status == "ok" else None,
@@ -501,8 +503,9 @@ def test_images_from_manifest_keeps_usable_base_variants(tmp_path):
     blue = images[1]
     assert set(blue) == set(P.IMAGE_KEYS)
     assert blue["mask_polygon"] == [[1, 2], [3, 4], [5, 6]]
-    assert (blue["color_rgb"], blue["roi_box"], blue["out_wh"]) == (
+    assert (blue["color_rgb"], blue["face_box"], blue["roi_box"], blue["out_wh"]) == (
         RGB["blue"],
+        [0, -5, 100, 115],
         [0, -5, 100, 60],
         [112, 96],
     )

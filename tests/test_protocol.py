@@ -62,7 +62,7 @@ def image_ref(variant: str, src: str, sha: str) -> dict[str, Any]:
         "synthetic": variant != "real",
     }
     if variant != "real":
-        ref.update(roi_box=[50, 40, 200, 190], out_wh=[112, 112])
+        ref.update(face_box=[50, 40, 200, 190], roi_box=[50, 40, 200, 190], out_wh=[112, 112])
     if variant.startswith("mask-"):
         ref.update(color="blue", color_rgb=list(BLUE), mask_polygon=copy.deepcopy(POLYGON))
     return ref

@@ -124,6 +124,7 @@ def test_frozen_geometry_is_what_synth_computes_here(lfw_root: Path, tmp_path: P
         row = rows_by_image[im["id"]][im["variant"]]
         assert row["status"] == "ok"
         assert row["roi_box"] == im["roi_box"], im["id"]
+        assert row["face_box"] == im["face_box"], im["id"]
         assert np.array(row["mask_polygon"]).reshape(-1, 2).tolist() == im["mask_polygon"]
     assert len(masked) >= 20
 

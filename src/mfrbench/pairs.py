@@ -53,6 +53,7 @@ IMAGE_KEYS = (
     "color",
     "color_rgb",
     "mask_polygon",
+    "face_box",
     "roi_box",
     "out_wh",
 )
@@ -87,6 +88,7 @@ _MANIFEST_COLUMNS = (
     "augment",
     "status",
     "mask_polygon",
+    "face_box",
     "roi_box",
     "out_width",
     "out_height",
@@ -149,6 +151,7 @@ def images_from_records(records: Iterable[Record]) -> list[dict[str, Any]]:
             "color": None,
             "color_rgb": None,
             "mask_polygon": None,
+            "face_box": None,
             "roi_box": None,
             "out_wh": None,
         }
@@ -213,6 +216,7 @@ def images_from_manifest(
                     if row["masked"] and poly
                     else None
                 ),
+                face_box=list(row["face_box"]) if row["face_box"] is not None else None,
                 roi_box=list(row["roi_box"]) if row["roi_box"] is not None else None,
                 out_wh=[w, h] if w is not None and h is not None else None,
             )

@@ -67,6 +67,7 @@ IMAGE_KEYS = (
     "color",
     "color_rgb",
     "mask_polygon",
+    "face_box",
     "roi_box",
     "out_wh",
 )
@@ -204,7 +205,7 @@ def _check_image(img: Any, index: int) -> None:
     for key in ("masked", "synthetic"):
         if not isinstance(img[key], bool):
             _fail(f"{what}: {key} must be true or false")
-    geometry = ("color", "color_rgb", "mask_polygon", "roi_box", "out_wh")
+    geometry = ("color", "color_rgb", "mask_polygon", "face_box", "roi_box", "out_wh")
     if variant == "real":
         if img["synthetic"] or any(img[k] is not None for k in geometry):
             _fail(f"{what}: a real image is not synthetic and has no geometry")
@@ -212,9 +213,10 @@ def _check_image(img: Any, index: int) -> None:
     masked = variant.startswith("mask-")
     if not img["synthetic"] or img["masked"] != masked:
         _fail(f"{what}: variant {variant} needs synthetic=true and masked={str(masked).lower()}")
-    x1, y1, x2, y2 = _int_list(img["roi_box"], 4, f"{what}: roi_box")
-    if x2 <= x1 or y2 <= y1:
-        _fail(f"{what}: roi_box {img['roi_box']} is empty")
+    for key in ("face_box", "roi_box"):
+        x1, y1, x2, y2 = _int_list(img[key], 4, f"{what}: {key}")
+        if x2 <= x1 or y2 <= y1:
+            _fail(f"{what}: {key} {img[key]} is empty")
     w, h = _int_list(img["out_wh"], 2, f"{what}: out_wh")
     if w < 1 or h < 1:
         _fail(f"{what}: out_wh {img['out_wh']} must be positive")
