@@ -1,0 +1,1 @@
+"""Evaluation: embedding cache, pair scoring, verification and identification metrics, reports."""
