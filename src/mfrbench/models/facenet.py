@@ -1,0 +1,115 @@
+"""``plugin:facenet``: FaceNet's Inception-ResNet-v1, 512-D L2-normalised embeddings.
+
+The LFW masking paper's model, with facenet-pytorch's published weights. They are required:
+``--model-opt weights=PATH`` (a facenet-pytorch state dict such as
+``20180402-114759-vggface2.pt``) or ``pretrained=vggface2|casia-webface sha256=HEX`` to
+download facenet-pytorch's file once into the cache. facenet-pytorch publishes no checksum,
+so the download needs the sha256 you expect (mfrbench fetches nothing unverified); the digest
+of the file used is recorded in the model identity either way. With no weights the plugin
+refuses to run: a randomly initialised network is never reported as a result.
+
+Input as facenet-pytorch's ``fixed_image_standardization``: RGB, (pixel - 127.5) / 128.
+Options ``crop=face|upper-half|protocol`` (default ``face``) and ``size=WxH``; defaults keep the
+crop's aspect: 160x160 for ``face``, 160x80 for ``upper-half``, width 160 for ``protocol``
+(the network pools globally; inputs below about 75 px on a side are too small for it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from mfrbench.errors import UserError
+from mfrbench.models.base import (
+    Box,
+    EmbeddingModel,
+    ModelIdentity,
+    Options,
+    Preprocess,
+    sha256_file,
+)
+from mfrbench.models.nets import (
+    Published,
+    build_empty,
+    check_weights,
+    embed_batches,
+    fit_width,
+    load_weights,
+    read_state_dict,
+    weights_source,
+)
+from mfrbench.models.nets.inception_resnet_v1 import EMBEDDING_DIM, InceptionResnetV1
+from mfrbench.models.resnet50 import default_size
+
+_RELEASE = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9"
+#: facenet-pytorch's published weights (models/inception_resnet_v1.py, load_weights).
+PUBLISHED = {
+    "vggface2": Published(f"{_RELEASE}/20180402-114759-vggface2.pt"),
+    "casia-webface": Published(f"{_RELEASE}/20180408-102900-casia-webface.pt"),
+}
+WHAT = "a facenet-pytorch InceptionResnetV1 state dict"
+CROPS = ("face", "upper-half", "protocol")
+INPUT = 160
+#: Smallest input side the network accepts (its valid-padding reductions need 75 px).
+MIN_SIDE = 75
+_TOO_SMALL = (
+    f"Inception-ResNet-v1 needs at least {MIN_SIDE} px per side (an eye-band protocol's "
+    "3:1 crops are too flat); use crop=face or crop=upper-half"
+)
+#: fixed_image_standardization: (p - 127.5) / 128 == (p / 255 - 0.5) / (128 / 255).
+MEAN = (127.5 / 255.0,) * 3
+STD = (128.0 / 255.0,) * 3
+
+
+class FaceNet(EmbeddingModel):
+    """Inception-ResNet-v1 embeddings (512-D, unit length), compared by cosine similarity."""
+
+    name = "facenet"
+    #: Plugin version; the torch version is appended (numerics may change between releases).
+    version = f"1+torch{torch.__version__}"
+    preprocess = Preprocess((INPUT, INPUT), "rgb", MEAN, STD, "face")
+    embedding_size = EMBEDDING_DIM
+    default_distance = "cosine"
+
+    def __init__(self, **options: Any) -> None:
+        opts = Options(self.name, options)
+        source = weights_source(self.name, opts, PUBLISHED, WHAT)
+        crop = opts.choice("crop", CROPS, "face")
+        size = opts.size("size", default_size(crop, INPUT))
+        opts.finish()
+        if size is not None and min(size) < MIN_SIDE:
+            raise UserError(f"{self.name}: size={size[0]}x{size[1]} is too small: {_TOO_SMALL}")
+
+        path = source.obtain()
+        state = read_state_dict(path)
+        logits = state.get("logits.weight")
+        num_classes = int(logits.shape[0]) if logits is not None and logits.ndim == 2 else None
+        net = build_empty(lambda: InceptionResnetV1(classify=False, num_classes=num_classes))
+        load_weights(net, state, f"{path} (InceptionResnetV1)")
+        self.net = net.eval()
+        self.weights_path = path
+        self.weights_digest = sha256_file(path)
+        self.num_classes = num_classes
+        self.preprocess = Preprocess(size, "rgb", MEAN, STD, crop)
+
+    @classmethod
+    def check(cls, **options: Any) -> tuple[bool, str]:
+        """Runs only with weights: a file given by ``weights=`` or a checksummed download."""
+        return check_weights(cls.name, options, PUBLISHED, WHAT)
+
+    def identity(self) -> ModelIdentity:
+        return ModelIdentity(
+            name=self.name, version=self.version, weights_digest=self.weights_digest, options={}
+        )
+
+    def embed(self, images: list[np.ndarray], boxes: list[Box | None]) -> np.ndarray:
+        """(N, 512) float32 unit-length embeddings, in eval mode without autograd."""
+        if self.preprocess.size is None:
+            images = [fit_width(img, INPUT) for img in images]
+            small = next((img.shape[:2] for img in images if min(img.shape[:2]) < MIN_SIDE), None)
+            if small is not None:
+                h, w = small
+                raise UserError(f"{self.name}: a {w}x{h} input is too small: {_TOO_SMALL}")
+        return embed_batches(self.net, images, self.preprocess, self.embedding_size)

@@ -1,0 +1,227 @@
+"""Find and build embedding models from a spec string: ``plugin:NAME``, ``onnx:PATH``, ...
+
+Specs:
+- ``plugin:NAME``: a plugin registered under the entry-point group ``mfrbench.models`` (how the
+  built-ins and third-party packages register: one line in their pyproject.toml), or in-tree
+  with the :func:`register_model` decorator (timm style).
+- ``onnx:PATH``: any face-embedding ONNX model, run with onnxruntime (see ``onnx_model``).
+- ``python:package.module:factory``: ``factory(**options)`` must return an EmbeddingModel.
+- ``siamese:DIR``: reserved for trained Siamese models (issue 5).
+
+Options are ``--model-opt key=value`` strings; each plugin parses and validates its own.
+Every failure to resolve or build a model is a one-line :class:`UserError`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mfrbench.errors import UserError
+from mfrbench.models.base import EmbeddingModel, validate_model
+
+GROUP = "mfrbench.models"
+SPEC_KINDS = ("plugin", "onnx", "python", "siamese")
+
+# The built-ins, as "module:attribute" exactly like their entry points in pyproject.toml.
+# Used only for names the installed metadata does not provide: running from a source tree
+# (PYTHONPATH=src, or an editable install made before an entry point was added) has no
+# entry points, and the built-ins must still resolve there.
+BUILTINS: dict[str, str] = {
+    "dlib-resnet": "mfrbench.models.dlib_resnet:DlibResNet",
+    "eigenface": "mfrbench.models.eigenface:Eigenface",
+    "resnet50": "mfrbench.models.resnet50:ResNet50",
+    "facenet": "mfrbench.models.facenet:FaceNet",
+}
+
+Factory = Callable[..., EmbeddingModel]
+_REGISTERED: dict[str, Factory] = {}
+
+
+def register_model(name: str) -> Callable[[Factory], Factory]:
+    """Decorator registering a model class or factory under ``plugin:NAME`` in this process."""
+
+    def deco(obj: Factory) -> Factory:
+        if not callable(obj):
+            raise TypeError(f"register_model({name!r}) needs a class or function")
+        _REGISTERED[name] = obj
+        return obj
+
+    return deco
+
+
+def _load_target(target: str) -> Any:
+    """Import ``module:attr.path`` and return the attribute."""
+    module_name, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split(".") if attr else []:
+        obj = getattr(obj, part)
+    return obj
+
+
+def _entry_points() -> dict[str, list[importlib.metadata.EntryPoint]]:
+    """Entry points of the group by name (looked up on every call: cheap, and never stale)."""
+    found: dict[str, list[importlib.metadata.EntryPoint]] = {}
+    for ep in importlib.metadata.entry_points(group=GROUP):
+        same = found.setdefault(ep.name, [])
+        if all(ep.value != other.value for other in same):
+            same.append(ep)
+    return found
+
+
+def _sources() -> dict[str, tuple[str, Callable[[], Any]]]:
+    """name -> (source description, loader) for every plugin, entry points taking precedence."""
+    out: dict[str, tuple[str, Callable[[], Any]]] = {}
+    for name, target in BUILTINS.items():
+        out[name] = (f"built-in {target} (no entry point installed)", _loader(target))
+    for name, obj in _REGISTERED.items():
+        out[name] = (f"register_model {obj.__module__}.{obj.__qualname__}", lambda o=obj: o)
+    for name, eps in _entry_points().items():
+        if len(eps) > 1:
+            values = ", ".join(sorted(ep.value for ep in eps))
+            out[name] = (f"conflicting entry points: {values}", _conflict(name, values))
+        else:
+            out[name] = (f"entry point {eps[0].value}", eps[0].load)
+    return out
+
+
+def _loader(target: str) -> Callable[[], Any]:
+    return lambda: _load_target(target)
+
+
+def _conflict(name: str, values: str) -> Callable[[], Any]:
+    def fail() -> Any:
+        raise UserError(f"plugin {name!r} is registered by several packages ({values})")
+
+    return fail
+
+
+def plugin_names() -> list[str]:
+    """Every plugin name available to ``plugin:NAME``, sorted."""
+    return sorted(_sources())
+
+
+def _load_plugin(name: str) -> tuple[str, Any]:
+    sources = _sources()
+    if name not in sources:
+        known = ", ".join(sorted(sources)) or "none"
+        raise UserError(f"unknown plugin {name!r}; available: {known}")
+    source, load = sources[name]
+    try:
+        return source, load()
+    except UserError:
+        raise
+    except Exception as exc:  # import errors in plugin packages: say which and why
+        raise UserError(f"plugin {name!r} ({source}) cannot be loaded: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _bind(obj: Any, options: Mapping[str, Any], where: str, args: tuple = ()) -> None:
+    """UserError if ``obj(*args, **options)`` cannot bind (an option it does not take)."""
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return
+    try:
+        sig.bind(*args, **options)
+    except TypeError as exc:
+        raise UserError(f"{where}: bad options {dict(options)}: {exc}") from None
+
+
+def _build(obj: Any, options: Mapping[str, Any], where: str, args: tuple = ()) -> EmbeddingModel:
+    """Call a class or factory with the options and check the result honours the contract."""
+    if not callable(obj):
+        raise UserError(f"{where} is not callable (got {type(obj).__name__})")
+    if inspect.isclass(obj) and issubclass(obj, EmbeddingModel):
+        ok, reason = obj.check(*args, **options)
+        if not ok:
+            raise UserError(f"{where} cannot run here: {reason}")
+    _bind(obj, options, where, args)
+    try:
+        model = obj(*args, **options)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"{where} failed: {_one_line(exc)}") from None
+    return validate_model(model, where)
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Split ``KIND:REST`` and check the kind; UserError with a hint for a bare name."""
+    kind, sep, rest = str(spec).partition(":")
+    if not sep or kind not in SPEC_KINDS or not rest:
+        hint = ""
+        if not sep and spec in _sources():
+            hint = f"; did you mean plugin:{spec}?"
+        kinds = ", ".join(f"{k}:..." for k in SPEC_KINDS)
+        raise UserError(f"bad model spec {spec!r} (expected one of {kinds}){hint}")
+    return kind, rest
+
+
+def create_model(spec: str, options: Mapping[str, Any] | None = None) -> EmbeddingModel:
+    """Build the model a spec names, with ``--model-opt`` options; UserError on any mistake."""
+    options = dict(options or {})
+    kind, rest = parse_spec(spec)
+    if kind == "plugin":
+        _, obj = _load_plugin(rest)
+        return _build(obj, options, f"plugin:{rest}")
+    if kind == "onnx":
+        from mfrbench.models.onnx_model import OnnxModel
+
+        return _build(OnnxModel, options, f"onnx:{rest}", (rest,))
+    if kind == "python":
+        module_name, sep, factory = rest.rpartition(":")
+        if not sep or not module_name or not factory:
+            raise UserError(f"bad model spec {spec!r}: expected python:package.module:factory")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise UserError(f"{spec}: cannot import {module_name}: {_one_line(exc)}") from None
+        try:
+            obj = _load_target(f"{module.__name__}:{factory}")
+        except AttributeError:
+            raise UserError(f"{spec}: {module_name} has no attribute {factory!r}") from None
+        return _build(obj, options, spec)
+    raise UserError(f"{kind}:{rest}: Siamese models are not yet available (issue 5)")
+
+
+def _check_of(obj: Any) -> tuple[bool, str]:
+    if inspect.isclass(obj) and issubclass(obj, EmbeddingModel):
+        try:
+            ok, reason = obj.check()
+        except Exception as exc:
+            return False, f"check() failed: {_one_line(exc)}"
+        return bool(ok), str(reason)
+    if callable(obj):
+        return True, ""
+    return False, f"not a model class or factory ({type(obj).__name__})"
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Every plugin (and the onnx runner): name, source, whether it can run here, and why not.
+
+    ``ok`` comes from the plugin's ``check()`` with no options, so a plugin that needs a weights
+    option reports what to pass.
+    """
+    rows = []
+    for name in plugin_names():
+        try:
+            source, obj = _load_plugin(name)
+        except UserError as exc:
+            rows.append({"name": name, "source": _sources()[name][0], "ok": False,
+                         "reason": str(exc)})  # fmt: skip
+            continue
+        ok, reason = _check_of(obj)
+        rows.append({"name": name, "source": source, "ok": ok, "reason": reason})
+    from mfrbench.models.onnx_model import onnxruntime_status
+
+    ok, reason = onnxruntime_status()
+    rows.append({"name": "onnx:PATH", "source": "built-in runner", "ok": ok, "reason": reason})
+    return rows
