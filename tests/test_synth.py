@@ -220,3 +220,11 @@ def test_model_errors_surface_before_and_inside_workers(tmp_path: Path) -> None:
     finally:
         synth._WORKER_ERROR = None
         torch.set_num_threads(threads)
+
+
+def test_auto_face_policy_is_center_for_face_centred_datasets() -> None:
+    from mfrbench.synth import resolve_defaults
+
+    assert resolve_defaults(SynthConfig(dataset="lfw")).face_policy == "center"
+    assert resolve_defaults(SynthConfig(dataset="folder")).face_policy == "largest"
+    assert resolve_defaults(SynthConfig(dataset="lfw", face_policy="skip")).face_policy == "skip"

@@ -85,8 +85,12 @@ def synth(
     ] = None,
     margin: Annotated[int, typer.Option(help="Pixels added around the face box.")] = 15,
     face_policy: Annotated[
-        str, typer.Option(help="Several faces: largest|center|skip.")
-    ] = "largest",
+        str,
+        typer.Option(
+            help="Several faces: largest|center|skip; auto = center for face-centred datasets "
+            "(lfw, mfr2, rmfrd), largest otherwise."
+        ),
+    ] = "auto",
     roi: Annotated[str, typer.Option(help="Crop: none|upper-half|eye-band.")] = "upper-half",
     size: Annotated[int, typer.Option(help="Output width in pixels.")] = 112,
     image_format: Annotated[str, typer.Option("--format", help="Output format: jpg|png.")] = "jpg",

@@ -22,7 +22,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -77,7 +77,7 @@ class SynthConfig:
     landmarks: str = "dlib"
     mediapipe_model: str | None = None
     margin: int = 15
-    face_policy: str = "largest"
+    face_policy: str = "auto"  # resolved by resolve_defaults(): see CENTRED_DATASETS
     roi: str = "upper-half"
     size: int = 112
     image_format: str = "jpg"
@@ -95,7 +95,7 @@ class SynthConfig:
         _one_of("--mask-shape", self.mask_shape, tuple(MASK_SHAPES))
         cascade_names(self.detector, self.fallback)  # raises on unknown or misordered names
         _one_of("--landmarks", self.landmarks, LANDMARK_BACKENDS)
-        _one_of("--face-policy", self.face_policy, FACE_POLICIES)
+        _one_of("--face-policy", self.face_policy, (*FACE_POLICIES, "auto"))
         _one_of("--roi", self.roi, ROI_KINDS)
         _one_of("--format", self.image_format, IMAGE_FORMATS)
         for kind in self.augment:
@@ -119,6 +119,19 @@ class SynthConfig:
 
     def digest(self) -> str:
         return hashlib.sha256(canonical_json(self.params()).encode()).hexdigest()
+
+
+#: Datasets whose photos are centred on their subject: the centre face is the labelled person
+#: (in LFW the largest face is a bystander in ~2% of the images), so "auto" picks "center".
+CENTRED_DATASETS = ("lfw", "mfr2", "rmfrd")
+
+
+def resolve_defaults(config: SynthConfig) -> SynthConfig:
+    """Replace "auto" options by what they mean for this dataset (recorded resolved)."""
+    if config.face_policy == "auto":
+        policy = "center" if config.dataset in CENTRED_DATASETS else "largest"
+        config = replace(config, face_policy=policy)
+    return config
 
 
 def _one_of(flag: str, value: str, valid: Sequence[str]) -> None:
@@ -168,6 +181,7 @@ class SynthPipeline:
     """Loads the detector cascade and landmark model once; turns one source into rows."""
 
     def __init__(self, config: SynthConfig, root: Path, out: Path) -> None:
+        config = resolve_defaults(config)
         self.config = config
         self.root = root
         self.out = out
@@ -459,6 +473,7 @@ def run_synth(
     """
     t_start = time.perf_counter()
     config.validate()
+    config = resolve_defaults(config)
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
