@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from mfrbench import __version__
+from mfrbench.cli_eval import eval_command, models_command, report_app
 from mfrbench.cli_protocol import pairs_app, protocol_app
 from mfrbench.errors import UserError
 
@@ -37,6 +38,9 @@ app = typer.Typer(
 )
 app.add_typer(pairs_app, name="pairs")
 app.add_typer(protocol_app, name="protocol")
+app.command("eval")(eval_command)
+app.command("models")(models_command)
+app.add_typer(report_app, name="report")
 console = Console(stderr=True)
 out_console = Console()
 

@@ -1,0 +1,462 @@
+"""Reports of an evaluation run: report.json, report.md, ROC / DET / score-histogram plots,
+and the side-by-side comparison of several runs (``mfrbench report compare``).
+
+Plots are drawn with matplotlib's object API on the Agg canvas (no pyplot, no global backend
+state), so they work headless and from worker threads.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from mfrbench.evaluate import metrics
+from mfrbench.manifest import write_bytes_atomic
+
+_FARS_SHOWN = ("0.1", "0.01", "0.001", "0.0001")
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def _pct(value: Any, digits: int = 2) -> str:
+    return "–" if value is None else f"{100.0 * float(value):.{digits}f}%"
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "–" if value is None else f"{float(value):.{digits}f}"
+
+
+def _ci_pct(ci: Any) -> str:
+    if not ci:
+        return ""
+    return f" [{100.0 * ci[0]:.2f}, {100.0 * ci[1]:.2f}]"
+
+
+def _ci_num(ci: Any) -> str:
+    return f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+
+
+def _accuracy(v: Mapping[str, Any], with_ci: bool = False) -> str:
+    acc = v.get("accuracy") or {}
+    if acc.get("value") is None:
+        return "–"
+    text = _pct(acc["value"])
+    if not acc.get("optimistic") and acc.get("sem") is not None:
+        text += f" ± {100.0 * acc['sem']:.2f}"
+    elif acc.get("optimistic"):
+        text += " (opt.)"
+    return text + (_ci_pct(acc.get("ci95")) if with_ci else "")
+
+
+def _rate_entry(v: Mapping[str, Any], table: str, rate: str) -> dict[str, Any]:
+    return ((v.get(table) or {}).get(rate)) or {}
+
+
+def _tar(v: Mapping[str, Any], far: str) -> str:
+    entry = _rate_entry(v, "tar_at_far", far)
+    if not entry:
+        return "–"
+    return "n/e" if entry.get("value") is None else _pct(entry["value"])
+
+
+def _fnmr(v: Mapping[str, Any], fmr: str) -> str:
+    entry = _rate_entry(v, "fnmr_at_fmr", fmr)
+    if not entry:
+        return "–"
+    return "n/e" if entry.get("value") is None else _pct(entry["value"])
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def _summary_row(name: str, v: Mapping[str, Any]) -> list[str]:
+    if "error" in v:
+        return [name, str(v.get("n_pairs", 0)), f"({v['error']})", *["–"] * 6]
+    return [
+        name,
+        f"{v['n_pairs']} ({v['n_genuine']}/{v['n_impostor']})",
+        _accuracy(v),
+        _num(v["auc"]["value"], 4),
+        _pct(v["eer"]["value"]),
+        _tar(v, "0.01"),
+        _tar(v, "0.001"),
+        _fnmr(v, "0.001"),
+        _num(v.get("d_prime"), 2),
+    ]
+
+
+# ----------------------------------------------------------------------------- report.md
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The human-readable report: what was run, the headline table, operating points."""
+    p, m, e = report["protocol"], report["model"], report["embedding"]
+    ver = report["verification"]
+    overall = ver["overall"]
+    lines = [
+        f"# {m['id']} on {p['id']}",
+        "",
+        f"Protocol **`{p['id']}`** ({p['dataset']}, strategy {p['strategy']}, version "
+        f"{p['version']}). Cite this id with any number below.",
+        "",
+        f"- model: `{m['spec']}`, {m['identity'].get('name')} {m['identity'].get('version')}, "
+        f"weights `{str(m['identity'].get('weights_digest'))[:16]}`, crop "
+        f"`{m['preprocess']['crop']}`, input {m['preprocess']['size'] or 'native'}, "
+        f"{m['embedding_size']}-D; fit: {m['fit']['how']}",
+        f"- distance: {report['distance']} ({report['score_convention']}); seed {report['seed']}, "
+        f"{report['n_boot']} bootstrap resamples; mfrbench {report['mfrbench_version']}",
+        f"- pairs: {report['pairs']['scored']} of {report['pairs']['evaluated']} evaluated pairs "
+        f"scored; metrics on the test split ({report['evaluation']['cross_validation']})",
+        f"- embeddings: {e['inputs']} distinct inputs, {e['computed']} computed this run, "
+        f"{e['cached']} from the cache, {e['failed']} failed; forward passes {e['forward_passes']} "
+        f"vs {e['naive_forward_passes']} naive (two per pair)",
+        "",
+        "## Verification",
+        "",
+        _accuracy_note(overall),
+        "",
+    ]
+    header = [
+        "pairs",
+        "n (gen/imp)",
+        "accuracy",
+        "AUC",
+        "EER",
+        "TAR@1%",
+        "TAR@0.1%",
+        "FNMR@FMR 0.1%",
+        "d'",
+    ]
+    rows = [_summary_row("all", overall)]
+    rows += [_summary_row(t, v) for t, v in ver["by_pair_type"].items()]
+    if len(ver["by_colour"]) > 1 or "none" not in ver["by_colour"]:
+        rows += [_summary_row(f"colour {c}", v) for c, v in ver["by_colour"].items()]
+    lines += _md_table(header, rows)
+    lines += ["", f"FNMR@FMR 0.1%: {ver['control']}.", ""]
+    if "error" not in overall:
+        lines += _operating_points(overall)
+    if ver.get("val_threshold"):
+        vt = ver["val_threshold"]
+        lines += [
+            f"Threshold chosen on the val pairs ({_num(vt['threshold'], 4)}, val accuracy "
+            f"{_pct(vt['val_accuracy'])}): test accuracy {_pct(vt['accuracy'])}, precision "
+            f"{_num(vt['precision'])}, recall {_num(vt['recall'])}, F1 {_num(vt['f1'])}.",
+            "",
+        ]
+    lines += _identification_md(report.get("identification") or {})
+    failures = {k: v for k, v in report["pairs"]["by_status"].items() if k != "ok"}
+    if failures:
+        lines += ["## Pairs without a score", ""]
+        lines += _md_table(["status", "pairs"], [[k, str(v)] for k, v in failures.items()])
+        lines += ["", "Every such pair is listed with its reason in `scores.parquet`.", ""]
+    lines += ["## Files", ""]
+    lines += [f"- `{name}`" for name in sorted(report.get("files", {}).values())]
+    lines += ["- `report.json` (everything above, with confidence intervals and timings)", ""]
+    return "\n".join(lines)
+
+
+def _accuracy_note(v: Mapping[str, Any]) -> str:
+    acc = v.get("accuracy") or {}
+    if acc.get("n_folds"):
+        how = (
+            f"{acc['n_folds']}-fold cross-validated mean ± standard error (each fold's threshold "
+            "chosen on the other folds)"
+        )
+    else:
+        how = "at the best threshold on the same pairs (opt. = optimistic: no folds)"
+    return (
+        f"Accuracy: {how}. TAR at FAR and FNMR at FMR as rates (n/e: not enough impostors for "
+        "10 expected false accepts)."
+    )
+
+
+def _operating_points(v: Mapping[str, Any]) -> list[str]:
+    out = ["## Operating points (all test pairs)", ""]
+    rows = []
+    for far, entry in v["tar_at_far"].items():
+        value = entry.get("value")
+        rows.append(
+            [
+                far,
+                "not enough data" if value is None else _pct(value) + _ci_pct(entry.get("ci95")),
+                _num(entry.get("threshold"), 4),
+            ]
+        )
+    out += _md_table(["FAR", "TAR [95% CI]", "threshold"], rows)
+    acc, auc_, eer_ = v["accuracy"], v["auc"], v["eer"]
+    out += [
+        "",
+        f"Accuracy {_accuracy(v, with_ci=True)}; AUC {_num(auc_['value'], 4)}"
+        f"{_ci_num(auc_.get('ci95'))}; "
+        f"EER {_pct(eer_['value'])}{_ci_pct(eer_.get('ci95'))} at threshold "
+        f"{_num(eer_['threshold'], 4)}.",
+        "",
+    ]
+    c = v["confusion"]
+    out += _md_table(
+        ["at the accuracy threshold", "precision", "recall", "F1", "MSE", "TP", "FP", "TN", "FN"],
+        [
+            [
+                "",
+                _num(c["precision"]),
+                _num(c["recall"]),
+                _num(c["f1"]),
+                _num(c["mse"]),
+                str(c["tp"]),
+                str(c["fp"]),
+                str(c["tn"]),
+                str(c["fn"]),
+            ]
+        ],
+    )
+    d = v.get("distance_stats")
+    if d:
+        out += [""]
+        out += _md_table(
+            ["distances", "GMean", "IMean", "gap", "median genuine", "median impostor", "gap"],
+            [
+                [
+                    "",
+                    _num(d["gmean"], 4),
+                    _num(d["imean"], 4),
+                    _num(d["mean_gap"], 4),
+                    _num(d["gmedian"], 4),
+                    _num(d["imedian"], 4),
+                    _num(d["median_gap"], 4),
+                ]
+            ],
+        )
+    _ = acc
+    return [*out, ""]
+
+
+def _identification_md(ident: Mapping[str, Any]) -> list[str]:
+    out = ["## Identification", ""]
+    if "error" in ident:
+        return [*out, f"Not computed: {ident['error']}.", ""]
+    cmc = ident["cmc"]
+    out.append(
+        f"{ident['setup']}: {ident['gallery_size']} gallery identities, "
+        f"{ident['n_target_probes']} target probes, {ident['n_nontarget_probes']} non-target."
+    )
+    out.append("")
+    out += _md_table(
+        ["rank-1", "rank-5", "rank-10"],
+        [[_pct(cmc[0]), _pct(cmc[min(4, len(cmc) - 1)]), _pct(cmc[-1])]],
+    )
+    cs = ident.get("confidence_score") or {}
+    if "margin" in cs:
+        out += [
+            "",
+            f"Open-set confidence score (scale {cs['scale']}): target "
+            f"{cs['target_percentile']:g}th percentile {cs['target_value']:.4f}, non-target "
+            f"{cs['nontarget_percentile']:g}th percentile {cs['nontarget_value']:.4f}, "
+            f"margin {cs['margin']:.4f}.",
+        ]
+    if ident.get("note"):
+        out += ["", ident["note"] + "."]
+    return [*out, ""]
+
+
+def write_reports(report: Mapping[str, Any], out: Path) -> dict[str, Path]:
+    """Write ``report.json`` (sorted keys, 2-space indent) and ``report.md`` atomically."""
+    out = Path(out)
+    paths = {"report_json": out / "report.json", "report_md": out / "report.md"}
+    text = json.dumps(report, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    write_bytes_atomic(paths["report_json"], text.encode("utf-8"))
+    write_bytes_atomic(paths["report_md"], (render_markdown(report) + "\n").encode("utf-8"))
+    return paths
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _curves(rows: Mapping[str, Any], mask: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, labels, scores) for all pairs in ``mask`` and each pair type with both classes."""
+    labels = np.asarray(rows["label"], dtype=np.int64)
+    scores = np.asarray(rows["score"], dtype=np.float64)
+    ptype = np.asarray(rows["pair_type"], dtype=object)
+    out = [("all", labels[mask], scores[mask])]
+    types = sorted(set(ptype[mask].tolist()))
+    if len(types) > 1:
+        for t in types:
+            sel = mask & (ptype == t)
+            out.append((t, labels[sel], scores[sel]))
+    return [(n, y, s) for n, y, s in out if 0 < int(y.sum()) < y.size]
+
+
+def _save(fig: Any, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    write_bytes_atomic(path, buf.getvalue())
+    return path
+
+
+def _figure(w: float = 6.0, h: float = 4.6) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(w, h), layout="constrained")
+
+
+_PROBIT_TICKS = (0.0001, 0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95)
+
+
+def _probit(p: np.ndarray) -> np.ndarray:
+    inv = NormalDist().inv_cdf
+    clipped = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.fromiter((inv(v) for v in clipped), dtype=np.float64, count=clipped.size)
+
+
+def plot_roc(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], path: Path, title: str) -> Path:
+    """ROC: TAR against FAR on a log FAR axis, one curve per pair set, AUC in the legend."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    floor = 1.0
+    for name, y, s in curves:
+        far, tar, _ = metrics.roc(y, s)
+        floor = min(floor, 1.0 / max(1, int((y == 0).sum())))
+        ax.step(
+            np.maximum(far, 1e-6), tar, where="post", label=f"{name} (AUC {metrics.auc(y, s):.4f})"
+        )
+    ax.set_xscale("log")
+    ax.set_xlim(max(floor, 1e-5), 1.0)
+    ax.set_ylim(0.0, 1.01)
+    ax.set_xlabel("false accept rate (FAR)")
+    ax.set_ylabel("true accept rate (TAR)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_det(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], path: Path, title: str) -> Path:
+    """DET: FNMR against FMR, both on normal-deviate (probit) axes, EER in the legend."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    for name, y, s in curves:
+        far, tar, _ = metrics.roc(y, s)
+        e, _ = metrics.eer(y, s)
+        ax.plot(_probit(far), _probit(1.0 - tar), label=f"{name} (EER {100 * e:.2f}%)")
+    ticks = _probit(np.asarray(_PROBIT_TICKS))
+    labels = [f"{100 * t:g}%" for t in _PROBIT_TICKS]
+    lim = (_probit(np.asarray([1e-4]))[0], _probit(np.asarray([0.95]))[0])
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_ticks(ticks, labels)
+    ax.set_xlim(*lim)
+    ax.set_ylim(*lim)
+    ax.plot(lim, lim, color="0.7", lw=0.8, ls="--")
+    ax.set_xlabel("false match rate (FMR)")
+    ax.set_ylabel("false non-match rate (FNMR)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_hist(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], path: Path, title: str) -> Path:
+    """Genuine vs impostor score histograms, one panel per pair set, EER threshold marked."""
+    n = len(curves)
+    fig = _figure(6.0, 2.4 + 1.9 * n)
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    for ax, (name, y, s) in zip(axes, curves, strict=True):
+        bins = np.linspace(float(s.min()), float(s.max()), 61) if s.max() > s.min() else 10
+        ax.hist(
+            s[y == 1],
+            bins=bins,
+            alpha=0.55,
+            density=True,
+            color="tab:green",
+            label=f"genuine ({int((y == 1).sum())})",
+        )
+        ax.hist(
+            s[y == 0],
+            bins=bins,
+            alpha=0.55,
+            density=True,
+            color="tab:red",
+            label=f"impostor ({int((y == 0).sum())})",
+        )
+        _, thr = metrics.eer(y, s)
+        if math.isfinite(thr):
+            ax.axvline(thr, color="k", lw=0.8, ls="--", label="EER threshold")
+        ax.set_ylabel(f"{name}\ndensity", fontsize=8)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[-1].set_xlabel("score (higher = more alike)")
+    axes[0].set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def write_plots(
+    rows: Mapping[str, Any], mask: np.ndarray, out: Path, title: str
+) -> dict[str, Path]:
+    """roc.png, det.png and scores_hist.png for the pairs in ``mask`` (scored test pairs)."""
+    curves = _curves(rows, np.asarray(mask, dtype=bool))
+    if not curves:
+        return {}
+    out = Path(out)
+    return {
+        "roc": plot_roc(curves, out / "roc.png", title),
+        "det": plot_det(curves, out / "det.png", title),
+        "scores_hist": plot_hist(curves, out / "scores_hist.png", title),
+    }
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def _get(d: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, Mapping) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+_COMPARE_ROWS: tuple[tuple[str, Any], ...] = (
+    ("protocol", lambda r: f"`{r['protocol']['id']}`"),
+    ("model", lambda r: f"`{r['model']['id']}`"),
+    ("distance", lambda r: r["distance"]),
+    ("pairs scored", lambda r: f"{r['pairs']['scored']}/{r['pairs']['evaluated']}"),
+    ("accuracy", lambda r: _accuracy(r["verification"]["overall"])),
+    ("AUC", lambda r: _num(_get(r, "verification", "overall", "auc", "value"), 4)),
+    ("EER", lambda r: _pct(_get(r, "verification", "overall", "eer", "value"))),
+    ("TAR@FAR 1%", lambda r: _tar(r["verification"]["overall"], "0.01")),
+    ("TAR@FAR 0.1%", lambda r: _tar(r["verification"]["overall"], "0.001")),
+    ("FNMR@FMR 0.1%", lambda r: _fnmr(r["verification"]["overall"], "0.001")),
+    ("d'", lambda r: _num(_get(r, "verification", "overall", "d_prime"), 2)),
+    (
+        "GMean / IMean",
+        lambda r: "{} / {}".format(
+            _num(_get(r, "verification", "overall", "distance_stats", "gmean"), 4),
+            _num(_get(r, "verification", "overall", "distance_stats", "imean"), 4),
+        ),
+    ),
+    ("rank-1", lambda r: _pct(_get(r, "identification", "rank1"))),
+    ("CS margin", lambda r: _num(_get(r, "identification", "confidence_score", "margin"), 4)),
+)
+
+
+def compare_table(reports: Sequence[Mapping[str, Any]]) -> str:
+    """A side-by-side Markdown table: one column per run, one row per headline metric."""
+    header = ["", *[f"run {i + 1}" for i in range(len(reports))]]
+    rows = []
+    for name, fn in _COMPARE_ROWS:
+        cells = []
+        for r in reports:
+            try:
+                cells.append(str(fn(r)))
+            except (KeyError, TypeError):
+                cells.append("–")
+        rows.append([name, *cells])
+    return "\n".join(_md_table(header, rows))

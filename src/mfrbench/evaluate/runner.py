@@ -1,0 +1,974 @@
+"""``evaluate``: one embedding model against one frozen protocol, end to end.
+
+Steps, each timed into the report:
+
+1. **Load and verify.** ``protocol.load_protocol`` refuses an edited file; every source image is
+   hashed under ``root`` and any missing or changed file stops the run with one line.
+2. **Model.** ``plugin:NAME`` / ``onnx:PATH`` / ``python:mod:factory`` through
+   ``models.registry.create_model``, or an :class:`~mfrbench.models.base.EmbeddingModel`
+   instance (notebooks, tests).
+3. **Which pairs, which fits.** Pairs of the ``val`` and ``test`` splits are scored; ``train``
+   pairs are listed in ``scores.parquet`` with status ``not_scored``. Metrics use the test pairs
+   (the val pairs, when present, also give a threshold chosen away from the test pairs). A model
+   that ``needs_fit`` (eigenface) never sees an image it is tested on:
+
+   - the protocol has ``train`` pairs: fitted once on the images of the train pairs;
+   - otherwise, a fold protocol (LFW view 2 style): fitted once per test fold on the images of
+     the other folds, excluding any image of an identity that occurs in the held-out fold, and
+     that fold's images are embedded with that fit. Every score is then a held-out score; the
+     10-fold accuracy chooses fold i's threshold on the other folds' held-out scores, which come
+     from fits that saw fold i's *images* (never its labels; PCA is unsupervised).
+   - neither: UserError (nothing to fit on without testing on it).
+
+4. **Embed.** Each distinct prepared input (``prepare.content_key``) is embedded once, in
+   batches, by worker processes when ``workers > 1``; the on-disk cache (``cache.py``) serves
+   what earlier runs computed, and every finished batch is stored at once, so a killed run
+   loses only the batch in flight. Output shape and finiteness are checked per image.
+5. **Score** every pair (``scores.py``); a pair whose image failed gets that status.
+6. **Metrics** (``metrics.verification_report``) overall, by pair type and by mask colour;
+   masked pair types take their FNMR@FMR threshold from the unmasked-unmasked control pairs
+   when the protocol has them (NIST's method). Identification: unmasked gallery (one image per
+   test identity), masked probes (another photo), rank-1 / CMC and the open-set confidence
+   score margin.
+7. **Report** to ``<out_dir>/<protocol id>/<model id>/`` (``report.py``).
+
+Worker processes and the in-process path both run models single-threaded (torch, OpenCV), so
+embeddings do not depend on the worker count. A batched model may still differ in the last
+float bits between a fresh run and a resumed one (another batch composition).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import multiprocessing as mp
+import pickle
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mfrbench import __version__
+from mfrbench.errors import ImageError, UserError
+from mfrbench.evaluate import metrics
+from mfrbench.evaluate.cache import EmbeddingCache
+from mfrbench.evaluate.prepare import check_crop, content_key, prepare
+from mfrbench.evaluate.scores import (
+    check_distance,
+    pair_colour,
+    pair_scores,
+    scores_table,
+    similarity_matrix,
+    write_scores,
+)
+from mfrbench.models.base import EmbeddingModel, ModelIdentity, cache_key_of
+
+Progress = Callable[[str, int, int], None]
+EVAL_SPLITS = ("val", "test")
+CMC_MAX_RANK = 10
+_PROBE_BLOCK = 512
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class Run:
+    """What :func:`evaluate` produced: the output folder, the report dict and its files."""
+
+    protocol_id: str
+    model_id: str
+    out_dir: Path
+    report: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class EmbedStats:
+    """Counts of one embedding pass (over all fit groups)."""
+
+    inputs: int = 0  # distinct prepared inputs needed (per fit group)
+    cached: int = 0  # served by the cache
+    computed: int = 0  # sent to the model this run (forward passes)
+    failed: int = 0  # inputs without an embedding
+    statuses: Counter = field(default_factory=Counter)
+    cache_dirs: list[str] = field(default_factory=list)
+    damaged_shards: int = 0
+    processes: int = 1  # worker processes that embedded (1: in-process)
+
+
+@dataclass
+class _Group:
+    """Pairs scored in one embedding space (one fit), with the images to fit on and embed."""
+
+    name: str
+    pair_idx: list[int]
+    embed_ids: list[str]
+    fit_ids: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def resolve_model(
+    model: str | EmbeddingModel, options: Mapping[str, Any] | None
+) -> tuple[EmbeddingModel, str | None]:
+    """The model instance and the spec workers can rebuild it from (None for an instance)."""
+    from mfrbench.models.base import validate_model
+
+    if isinstance(model, EmbeddingModel):
+        if options:
+            raise UserError("model options apply to a model spec, not to a model instance")
+        return validate_model(model, type(model).__name__), None
+    if not isinstance(model, str) or not model:
+        raise UserError(f"--model must be a spec such as plugin:dlib-resnet, got {model!r}")
+    from mfrbench.models.registry import create_model
+
+    return create_model(model, dict(options or {})), model
+
+
+def _identity_dict(model: EmbeddingModel) -> dict[str, Any]:
+    try:
+        return model.identity().to_dict()
+    except Exception as exc:  # an unfitted model may not know its basis yet
+        return {"name": model.name, "version": "?", "weights_digest": "unfitted", "error": str(exc)}
+
+
+def model_id_of(model: EmbeddingModel, distance: str) -> str:
+    """``name@<12 hex>``: the results folder of a model (identity, preprocessing, distance).
+
+    For a model fitted by the evaluator the fitted basis is left out (it depends on the
+    protocol, which names the parent folder); a distance other than the model's default is
+    part of the hash.
+    """
+    ident = _identity_dict(model)
+    if model.needs_fit:
+        ident = {**ident, "weights_digest": "fitted-per-protocol"}
+        ident.pop("error", None)
+    identity = ModelIdentity(
+        ident["name"], ident["version"], ident["weights_digest"], ident.get("options", {})
+    )
+    key = cache_key_of(identity, model.preprocess)
+    if distance != model.default_distance:
+        key = hashlib.sha256(f"{key}:{distance}".encode()).hexdigest()
+    return f"{model.name}@{key[:12]}"
+
+
+# ----------------------------------------------------------------------------- embedding
+
+
+@dataclass
+class _BatchResult:
+    keys: list[str]
+    embeddings: np.ndarray
+    failures: list[tuple[str, str, str]]  # (content key, status, reason)
+    computed: int
+
+
+def _single_threaded() -> tuple[int, int] | None:
+    """Run models on one thread (same numerics for any worker count); returns what to restore."""
+    import cv2
+
+    saved_cv = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return (0, saved_cv)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    return (saved, saved_cv)
+
+
+def _restore_threads(saved: tuple[int, int] | None) -> None:
+    if saved is None:
+        return
+    import cv2
+
+    cv2.setNumThreads(saved[1])
+    if saved[0]:
+        import torch
+
+        torch.set_num_threads(saved[0])
+
+
+def check_output(out: Any, n: int, dim: int) -> tuple[np.ndarray | None, list[tuple[str, str]]]:
+    """Validate a model's output for ``n`` images: (float32 matrix or None, per-row problems).
+
+    A wrong shape fails every row (``bad_shape``); a row with NaN or infinity fails as
+    ``nan_embedding``; ``problems[i]`` is ``("ok", "")`` for a good row.
+    """
+    try:
+        arr = np.asarray(out, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        return None, [("bad_output", f"model output is not numeric: {exc}")] * n
+    if arr.shape != (n, dim):
+        reason = f"model returned shape {arr.shape} for {n} images, expected ({n}, {dim})"
+        return None, [("bad_shape", reason)] * n
+    finite = np.isfinite(arr).all(axis=1)
+    problems = [
+        ("ok", "") if ok else ("nan_embedding", "model returned NaN or infinite values")
+        for ok in finite
+    ]
+    return arr, problems
+
+
+def _embed_checked(
+    model: EmbeddingModel, images: list[np.ndarray], boxes: list[Any]
+) -> tuple[np.ndarray | None, list[tuple[str, str]]]:
+    """Call the model on a batch; an ImageError is isolated by retrying image by image."""
+    dim = int(model.embedding_size)
+    try:
+        return check_output(model.embed(images, boxes), len(images), dim)
+    except ImageError:
+        if len(images) == 1:
+            raise
+    rows: list[np.ndarray] = []
+    problems: list[tuple[str, str]] = []
+    for img, box in zip(images, boxes, strict=True):
+        try:
+            arr, prob = check_output(model.embed([img], [box]), 1, dim)
+        except ImageError as err:
+            arr, prob = None, [(err.status, err.reason)]
+        rows.append(arr[0] if arr is not None else np.full(dim, np.nan, np.float32))
+        problems.extend(prob)
+    return np.stack(rows), problems
+
+
+def embed_batch(
+    model: EmbeddingModel,
+    items: Sequence[tuple[str, Mapping[str, Any]]],
+    root: Path,
+    prepared: Mapping[str, Any] | None = None,
+) -> _BatchResult:
+    """Prepare and embed one batch of (content key, ImageRef); failures become statuses.
+
+    ``prepared`` (content key -> (rgb, box) or the ImageError preparing it raised) replaces
+    preparing here, for models whose inputs were prepared once for fitting.
+    """
+    keys, images, boxes, failures = [], [], [], []
+    for key, image in items:
+        try:
+            if prepared is None:
+                rgb, box = prepare(image, root, model.preprocess)
+            else:
+                value = prepared[key]
+                if isinstance(value, ImageError):
+                    raise value
+                rgb, box = value
+        except ImageError as err:
+            failures.append((key, err.status, err.reason))
+            continue
+        keys.append(key)
+        images.append(rgb)
+        boxes.append(box)
+    dim = int(model.embedding_size)
+    if not images:
+        return _BatchResult([], np.zeros((0, dim), np.float32), failures, 0)
+    try:
+        arr, problems = _embed_checked(model, images, boxes)
+    except ImageError as err:  # a batch of one image
+        arr, problems = None, [(err.status, err.reason)]
+    ok_keys, ok_rows = [], []
+    for i, (key, (status, reason)) in enumerate(zip(keys, problems, strict=True)):
+        if status == "ok" and arr is not None:
+            ok_keys.append(key)
+            ok_rows.append(arr[i])
+        else:
+            failures.append((key, status, reason))
+    matrix = np.stack(ok_rows) if ok_rows else np.zeros((0, dim), np.float32)
+    return _BatchResult(ok_keys, matrix, failures, len(images))
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(source: tuple, root: str) -> None:
+    """Build the model once per worker process; an error is raised by its first batch."""
+    _WORKER.clear()
+    _single_threaded()
+    _WORKER["root"] = Path(root)
+    try:
+        if source[0] == "spec":
+            from mfrbench.models.registry import create_model
+
+            _WORKER["model"] = create_model(source[1], dict(source[2]))
+        else:
+            _WORKER["model"] = pickle.loads(source[1])
+    except Exception as exc:
+        _WORKER["error"] = exc
+
+
+def _worker_batch(items: list[tuple[str, dict]]) -> _BatchResult:
+    if "model" not in _WORKER:
+        raise _WORKER.get("error") or RuntimeError("embedding worker was not initialised")
+    return embed_batch(_WORKER["model"], items, _WORKER["root"])
+
+
+def _parallel(workers: int, batches: list, source: tuple | None, prepared: Any) -> bool:
+    """Worker processes pay off for several batches of a model they can rebuild."""
+    return workers > 1 and len(batches) > 1 and source is not None and prepared is None
+
+
+def _run_batches(
+    model: EmbeddingModel,
+    source: tuple | None,
+    batches: list[list[tuple[str, dict]]],
+    root: Path,
+    workers: int,
+    prepared: Mapping[str, Any] | None,
+) -> Iterator[_BatchResult]:
+    """Batch results in order, in-process or from ``workers`` spawned processes."""
+    if _parallel(workers, batches, source, prepared):
+        ctx = mp.get_context("spawn")  # no inherited torch/OpenCV threads or state
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(source, str(root))) as pool:
+            yield from pool.imap(_worker_batch, batches, chunksize=1)
+        return
+    saved = _single_threaded()
+    try:
+        for batch in batches:
+            yield embed_batch(model, batch, root, prepared)
+    finally:
+        _restore_threads(saved)
+
+
+def _worker_source(model: EmbeddingModel, spec: str | None, options: Mapping) -> tuple | None:
+    """How a worker rebuilds the model: from its spec, else a pickled copy (None: cannot)."""
+    if spec is not None and not model.needs_fit:
+        return ("spec", spec, tuple(sorted(dict(options or {}).items())))
+    try:
+        return ("pickle", pickle.dumps(model))
+    except Exception:
+        return None
+
+
+def embed_images(
+    model: EmbeddingModel,
+    images: Sequence[Mapping[str, Any]],
+    root: Path,
+    cache: EmbeddingCache,
+    *,
+    workers: int = 1,
+    batch_size: int = 32,
+    source: tuple | None = None,
+    prepared: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+    stats: EmbedStats | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, str]]]:
+    """Embed ImageRefs through the cache: (image id -> embedding, image id -> (status, reason)).
+
+    Distinct content keys are embedded once, in sorted order, ``batch_size`` at a time; each
+    finished batch is written to the cache before the next result is awaited.
+    """
+    stats = stats if stats is not None else EmbedStats()
+    key_of = {img["id"]: content_key(img, model.preprocess) for img in images}
+    first: dict[str, Mapping[str, Any]] = {}
+    for img in sorted(images, key=lambda im: im["id"]):
+        first.setdefault(key_of[img["id"]], img)
+    cached = cache.load(first)
+    stats.damaged_shards += len(cache.damaged)
+    todo = [(k, dict(first[k])) for k in sorted(first) if k not in cached]
+    stats.inputs += len(first)
+    stats.cached += len(first) - len(todo)
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    found: dict[str, np.ndarray] = dict(cached)
+    failed: dict[str, tuple[str, str]] = {}
+    done = len(first) - len(todo)
+    if progress:
+        progress("embed", done, len(first))
+    if _parallel(workers, batches, source, prepared):
+        stats.processes = max(stats.processes, min(workers, len(batches)))
+    for result in _run_batches(model, source, batches, root, workers, prepared):
+        cache.put(result.keys, result.embeddings)
+        found.update(zip(result.keys, result.embeddings, strict=True))
+        for key, status, reason in result.failures:
+            failed[key] = (status, reason)
+            stats.statuses[status] += 1
+        stats.computed += result.computed
+        done += len(result.keys) + len(result.failures)
+        if progress:
+            progress("embed", done, len(first))
+    stats.failed += len(failed)
+    emb = {i: found[k] for i, k in key_of.items() if k in found}
+    bad = {i: failed[k] for i, k in key_of.items() if k in failed}
+    return emb, bad
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def _pair_groups(protocol: dict, eval_idx: list[int], needs_fit: bool) -> tuple[list[_Group], str]:
+    """The embedding spaces of a run and a sentence saying how the model was fitted."""
+    pairs, images = protocol["pairs"], {img["id"]: img for img in protocol["images"]}
+
+    def ids_of(idx: Sequence[int]) -> list[str]:
+        return sorted({pairs[i][s] for i in idx for s in ("a", "b")})
+
+    if not needs_fit:
+        return [_Group("all", eval_idx, ids_of(eval_idx))], "not fitted (pretrained)"
+    train = [i for i, p in enumerate(pairs) if p["split"] == "train"]
+    if train:
+        fit_ids = ids_of(train)
+        how = f"fitted once on the {len(fit_ids)} images of the train split's pairs"
+        return [_Group("train", eval_idx, ids_of(eval_idx), fit_ids)], how
+    folds = sorted({pairs[i]["fold"] for i in eval_idx})
+    if None in folds or len(folds) < 2:
+        raise UserError(
+            "this model must be fitted, but the protocol has neither a train split nor "
+            "folds to hold out; use a protocol with a train split"
+        )
+    groups = []
+    for fold in folds:
+        idx = [i for i in eval_idx if pairs[i]["fold"] == fold]
+        held_ids = ids_of(idx)
+        held_identities = {images[i]["identity"] for i in held_ids}
+        others = ids_of([i for i in eval_idx if pairs[i]["fold"] != fold])
+        fit_ids = [i for i in others if images[i]["identity"] not in held_identities]
+        groups.append(_Group(f"fold {fold}", idx, held_ids, fit_ids))
+    how = (
+        f"fitted {len(groups)} times, once per test fold, on the images of the other folds "
+        "(identities of the held-out fold excluded)"
+    )
+    return groups, how
+
+
+def _prepare_all(
+    images: Sequence[Mapping[str, Any]],
+    root: Path,
+    model: EmbeddingModel,
+    workers: int,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    """Content key -> prepared (rgb, box), or the ImageError that preparing it raised."""
+    todo: dict[str, Mapping[str, Any]] = {}
+    for img in images:
+        todo.setdefault(content_key(img, model.preprocess), img)
+    keys = sorted(todo)
+
+    def one(key: str) -> Any:
+        try:
+            return prepare(todo[key], root, model.preprocess)
+        except ImageError as err:
+            return err
+
+    prepared: dict[str, Any] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for n, (key, out) in enumerate(zip(keys, pool.map(one, keys), strict=True), 1):
+            prepared[key] = out
+            if progress and (n % 256 == 0 or n == len(keys)):
+                progress("prepare", n, len(keys))
+    return prepared
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def _safe_report(labels: np.ndarray, scores: np.ndarray, **kw: Any) -> dict[str, Any]:
+    """verification_report, or ``{"error": ...}`` when the subset cannot support it."""
+    if labels.size == 0:
+        return {"error": "no scored pairs", "n_pairs": 0}
+    n_gen = int(labels.sum())
+    if n_gen in (0, labels.size):
+        return {
+            "error": f"needs genuine and impostor pairs ({n_gen} genuine, "
+            f"{labels.size - n_gen} impostor)",
+            "n_pairs": int(labels.size),
+        }
+    folds = kw.get("folds")
+    if folds is not None and len(set(np.asarray(folds).tolist())) < 2:
+        kw = {**kw, "folds": None}
+    try:
+        return metrics.verification_report(labels, scores, **kw)
+    except ValueError as exc:
+        return {"error": str(exc), "n_pairs": int(labels.size)}
+
+
+def _val_threshold(val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]):
+    """Accuracy etc. on test at the accuracy-maximising threshold of the val pairs."""
+    y, s = val
+    if y.size == 0 or int(y.sum()) in (0, y.size):
+        return None
+    thr, val_acc = metrics.best_threshold(y, s)
+    out = metrics.confusion_at(test[0], test[1], thr)
+    return {"threshold": thr, "val_accuracy": val_acc, **out}
+
+
+def _verification(
+    cols: dict[str, Any],
+    ok: np.ndarray,
+    test: np.ndarray,
+    val: np.ndarray,
+    *,
+    use_folds: bool,
+    seed: int,
+    n_boot: int,
+) -> dict[str, Any]:
+    """Overall, by pair type and by colour; control-pair thresholds for masked types."""
+    labels = np.asarray(cols["label"], dtype=np.int64)
+    score = np.asarray(cols["score"], dtype=np.float64)
+    dist = np.asarray(cols["distance"], dtype=np.float64)
+    folds = np.asarray([-1 if f is None else f for f in cols["fold"]], dtype=np.int64)
+    ptype = np.asarray(cols["pair_type"], dtype=object)
+    colour = np.asarray([c or "none" for c in cols["colour"]], dtype=object)
+
+    def report(sel: np.ndarray, thresholds_from=None) -> dict[str, Any]:
+        sel = sel & ok & test
+        return _safe_report(
+            labels[sel],
+            score[sel],
+            folds=folds[sel] if use_folds else None,
+            thresholds_from=thresholds_from,
+            distances=dist[sel],
+            seed=seed,
+            n_boot=n_boot,
+        )
+
+    everything = np.ones(labels.size, dtype=bool)
+    out: dict[str, Any] = {"overall": report(everything)}
+    control = ok & test & (ptype == "unmasked-unmasked")
+    has_control = bool(control.any()) and bool((ok & test & (ptype != "unmasked-unmasked")).any())
+    out["control"] = (
+        "masked pair types take the threshold set on the unmasked-unmasked control "
+        "impostors (NIST's method)"
+        if has_control
+        else "no unmasked-unmasked control pairs beside masked ones in this protocol, so each "
+        "set's threshold comes from its own impostors"
+    )
+    out["by_pair_type"] = {}
+    for t in sorted(set(ptype[ok & test].tolist())):
+        ctrl = None
+        if has_control and t != "unmasked-unmasked":
+            ctrl = (labels[control], score[control])
+        out["by_pair_type"][t] = report(ptype == t, ctrl)
+    out["by_colour"] = {c: report(colour == c) for c in sorted(set(colour[ok & test].tolist()))}
+    if (val & ok).any():
+        out["val_threshold"] = _val_threshold(
+            (labels[val & ok], score[val & ok]), (labels[test & ok], score[test & ok])
+        )
+    return out
+
+
+def _identification_sets(
+    image_ids: Sequence[str], images: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[str], list[str], list[str], str]:
+    """(gallery ids, target probe ids, non-target probe ids, description) for one space.
+
+    Gallery: per identity, its unmasked image with the smallest id. Probes: masked images
+    (unmasked ones when the space has no masked image: the control); a probe is a target when
+    its identity is in the gallery and it is another photo than the gallery image (a probe of
+    the gallery's own photo is left out), else a non-target.
+    """
+    unmasked = sorted(i for i in image_ids if not images[i]["masked"])
+    masked = sorted(i for i in image_ids if images[i]["masked"])
+    gallery: dict[str, str] = {}
+    for i in unmasked:
+        gallery.setdefault(images[i]["identity"], i)
+    if masked:
+        pool, kind = masked, "masked probes"
+    else:
+        chosen = set(gallery.values())
+        pool, kind = [i for i in unmasked if i not in chosen], "unmasked probes (control)"
+    targets, nontargets = [], []
+    for i in pool:
+        g = gallery.get(images[i]["identity"])
+        if g is None:
+            nontargets.append(i)
+        elif images[g]["src_path"] != images[i]["src_path"]:
+            targets.append(i)
+    desc = f"unmasked gallery (one image per identity), {kind}"
+    return sorted(gallery.values()), targets, nontargets, desc
+
+
+def _identification(
+    spaces: list[tuple[list[str], Callable[[list[str]], np.ndarray]]],
+    images: Mapping[str, Mapping[str, Any]],
+    metric: str,
+    cs_scale: float,
+) -> dict[str, Any]:
+    """Rank-1 / CMC (closed set) and confidence-score margin (open set), pooled over spaces."""
+    ranks_weighted = np.zeros(CMC_MAX_RANK)
+    n_targets = n_gallery = 0
+    cs_t: list[np.ndarray] = []
+    cs_u: list[np.ndarray] = []
+    desc = ""
+    for ids, lookup in spaces:
+        gallery, targets, nontargets, desc = _identification_sets(ids, images)
+        if len(gallery) < 2 or not targets:
+            continue
+        g_emb = lookup(gallery)
+        g_ids = np.asarray([images[i]["identity"] for i in gallery])
+        target_set = set(targets)
+        n_gallery += len(gallery)
+        probes = targets + nontargets
+        for start in range(0, len(probes), _PROBE_BLOCK):
+            block = probes[start : start + _PROBE_BLOCK]
+            sim = similarity_matrix(lookup(block), g_emb, metric)
+            t_sel = np.asarray([p in target_set for p in block], dtype=bool)
+            if t_sel.any():
+                p_ids = np.asarray([images[p]["identity"] for p in np.asarray(block)[t_sel]])
+                cmc = metrics.cmc_from_similarities(sim[t_sel], g_ids, p_ids, CMC_MAX_RANK)
+                ranks_weighted += cmc * int(t_sel.sum())
+                n_targets += int(t_sel.sum())
+            cs = metrics.confidence_scores(sim, g_ids, scale=cs_scale)
+            cs_t.append(cs[t_sel])
+            cs_u.append(cs[~t_sel])
+    if n_targets == 0:
+        return {"error": "no identity has both an unmasked gallery image and another probe"}
+    cmc = ranks_weighted / n_targets
+    out: dict[str, Any] = {
+        "setup": desc,
+        "spaces": len(spaces),
+        "gallery_size": n_gallery,
+        "n_target_probes": n_targets,
+        "n_nontarget_probes": int(sum(u.size for u in cs_u)),
+        "rank1": float(cmc[0]),
+        "cmc": [float(v) for v in cmc],
+        "confidence_score": {"scale": cs_scale},
+    }
+    t_all = np.concatenate(cs_t) if cs_t else np.zeros(0)
+    u_all = np.concatenate(cs_u) if cs_u else np.zeros(0)
+    if t_all.size and u_all.size:
+        out["confidence_score"].update(metrics.open_set_margin(t_all, u_all))
+    else:
+        out["confidence_score"]["error"] = "needs target and non-target probes"
+    if len(spaces) > 1:
+        out["note"] = "a gallery per fitted fold; CMC pooled over folds, weighted by probes"
+    return out
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def _verify(protocol: dict, protocol_path: Path, root: Path, workers: int) -> None:
+    from mfrbench.protocol import verify
+
+    rep = verify(protocol, root, workers=max(2, workers))
+    if not rep.ok:
+        n = len(rep.missing) + len(rep.changed)
+        first = (rep.missing + [c[0] for c in rep.changed])[0]
+        raise UserError(
+            f"{n} files changed/missing under {root} (e.g. {first}); "
+            f"run mfrbench protocol verify {protocol_path} --root {root}"
+        )
+
+
+def _check_args(workers: int, batch_size: int, n_boot: int) -> None:
+    for name, value, low in (
+        ("--workers", workers, 1),
+        ("--batch-size", batch_size, 1),
+        ("--n-boot", n_boot, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise UserError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def evaluate(
+    protocol_path: str | Path,
+    model: str | EmbeddingModel,
+    options: Mapping[str, Any] | None = None,
+    *,
+    root: str | Path,
+    out_dir: str | Path = "results",
+    distance: str | None = None,
+    workers: int = 1,
+    batch_size: int = 32,
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+    cs_scale: float = 1.0,
+    plots: bool = True,
+    progress: Progress | None = None,
+) -> Run:
+    """Score ``model`` on the protocol at ``protocol_path`` with the images under ``root``.
+
+    Returns a :class:`Run`; writes ``report.json``, ``report.md``, ``scores.parquet`` and (with
+    ``plots``) ``roc.png``, ``det.png``, ``scores_hist.png`` under
+    ``<out_dir>/<protocol id>/<model id>/``. See the module docstring for every step.
+    With ``workers > 1`` the workers are spawned processes, which re-import the main module:
+    call this from a script under ``if __name__ == "__main__":``.
+    """
+    from mfrbench.evaluate import report as report_mod
+    from mfrbench.protocol import load_protocol, protocol_id
+
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, t0: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(now - t0, 4)
+        return now
+
+    _check_args(workers, batch_size, n_boot)
+    protocol_path = Path(protocol_path)
+    root = Path(root).expanduser()
+    t = time.perf_counter()
+    protocol = load_protocol(protocol_path)
+    pid = protocol_id(protocol)
+    if progress:
+        progress("verify", 0, 1)
+    _verify(protocol, protocol_path, root, workers)
+    if progress:
+        progress("verify", 1, 1)
+    t = lap("load_verify", t)
+
+    emb_model, spec = resolve_model(model, options)
+    metric = check_distance(distance or emb_model.default_distance)
+    images = {img["id"]: img for img in protocol["images"]}
+    pairs = protocol["pairs"]
+    eval_idx = [i for i, p in enumerate(pairs) if p["split"] in EVAL_SPLITS]
+    if not eval_idx:
+        raise UserError(f"{pid} has no val or test pairs to evaluate")
+    check_crop(
+        [images[pairs[i][s]] for i in eval_idx for s in ("a", "b")], emb_model.preprocess.crop
+    )
+    groups, fit_how = _pair_groups(protocol, eval_idx, emb_model.needs_fit)
+    mid = model_id_of(emb_model, metric)
+    t = lap("model", t)
+
+    # --- fit (when needed) and embed, one embedding space per group
+    stats = EmbedStats()
+    space_emb: list[dict[str, np.ndarray]] = []
+    space_bad: list[dict[str, tuple[str, str]]] = []
+    fits: list[dict[str, Any]] = []
+    prepared: dict[str, Any] | None = None
+    if emb_model.needs_fit:
+        needed = {i for g in groups for i in (*g.fit_ids, *g.embed_ids)}
+        prepared = _prepare_all(
+            [images[i] for i in sorted(needed)], root, emb_model, workers, progress
+        )
+        t = lap("prepare", t)
+    t_fit = 0.0
+    for group in groups:
+        current = emb_model
+        if emb_model.needs_fit:
+            assert prepared is not None
+            tf = time.perf_counter()
+            current = copy.deepcopy(emb_model)
+            keys = [content_key(images[i], emb_model.preprocess) for i in group.fit_ids]
+            usable = sorted({k for k in keys if not isinstance(prepared[k], ImageError)})
+            if not usable:
+                raise UserError(f"no usable training image to fit {emb_model.name} ({group.name})")
+            current.fit([prepared[k][0] for k in usable], [prepared[k][1] for k in usable])
+            fits.append(
+                {"group": group.name, "n_images": len(usable), "identity": _identity_dict(current)}
+            )
+            t_fit += time.perf_counter() - tf
+        cache = EmbeddingCache(
+            current.cache_key(),
+            current.embedding_size,
+            root=cache_dir,
+            meta={
+                "identity": _identity_dict(current),
+                "preprocess": current.preprocess.to_dict(),
+                "mfrbench_version": __version__,
+            },
+        )
+        stats.cache_dirs.append(str(cache.dir))
+        use_pool = workers > 1 and prepared is None
+        source = _worker_source(current, spec, options or {}) if use_pool else None
+        group_images = [images[i] for i in group.embed_ids]
+        emb, bad = embed_images(
+            current,
+            group_images,
+            root,
+            cache,
+            workers=workers,
+            batch_size=batch_size,
+            source=source,
+            prepared=prepared,
+            progress=progress,
+            stats=stats,
+        )
+        cache.compact()
+        space_emb.append(emb)
+        space_bad.append(bad)
+    t = lap("embed", t)
+    if emb_model.needs_fit:
+        timings["fit"] = round(t_fit, 4)
+        timings["embed"] = round(timings["embed"] - t_fit, 4)
+
+    # --- score every pair
+    group_of = {}
+    for gi, group in enumerate(groups):
+        for i in group.pair_idx:
+            group_of[i] = gi
+    rows: dict[str, list[Any]] = defaultdict(list)
+    scored: list[list[int]] = [[] for _ in groups]  # pair indices to score, per space
+
+    for i, p in enumerate(pairs):
+        a, b = images[p["a"]], images[p["b"]]
+        for k in ("a", "b", "label", "split", "fold", "pair_type"):
+            rows[k].append(p[k])
+        rows["pair_id"].append(p["id"])
+        rows["colour"].append(pair_colour(a, b))
+        status, reason = "ok", ""
+        gi = group_of.get(i)
+        if gi is None:
+            status, reason = "not_scored", "train split: used for fitting, not evaluated"
+        else:
+            for side in ("a", "b"):
+                failure = space_bad[gi].get(p[side])
+                if failure is not None:
+                    status, reason = failure[0], f"{side} ({p[side]}): {failure[1]}"
+                    break
+        if status == "ok":
+            scored[gi].append(i)
+        rows["status"].append(status)
+        rows["reason"].append(reason)
+    n = len(pairs)
+    score = np.full(n, np.nan)
+    dist = np.full(n, np.nan)
+    for gi, idx in enumerate(scored):  # spaces may differ in dimension (per-fold fits)
+        if not idx:
+            continue
+        ids = sorted({pairs[i][s] for i in idx for s in ("a", "b")})
+        at = {image_id: k for k, image_id in enumerate(ids)}
+        matrix = np.stack([space_emb[gi][image_id] for image_id in ids])
+        ia = np.asarray([at[pairs[i]["a"]] for i in idx])
+        ib = np.asarray([at[pairs[i]["b"]] for i in idx])
+        s, d, zero = pair_scores(matrix, ia, ib, metric)
+        score[idx], dist[idx] = s, d
+        for j in np.flatnonzero(zero):
+            rows["status"][idx[j]] = "zero_norm"
+            rows["reason"][idx[j]] = f"a zero embedding has no direction ({metric})"
+    rows["score"], rows["distance"] = score, dist
+    out = Path(out_dir) / pid / mid
+    out.mkdir(parents=True, exist_ok=True)
+    scores_path = write_scores(
+        scores_table(rows),
+        out / "scores.parquet",
+        {"protocol_id": pid, "model_id": mid, "distance": metric, "mfrbench_version": __version__},
+    )
+    t = lap("score", t)
+
+    # --- metrics
+    status = np.asarray(rows["status"], dtype=object)
+    split = np.asarray(rows["split"], dtype=object)
+    ok = status == "ok"
+    test = split == "test"
+    val = split == "val"
+    use_folds = all(rows["fold"][i] is not None for i in range(n) if test[i])
+    if not (ok & test).any():
+        raise UserError(f"no test pair of {pid} could be scored: see {scores_path}")
+    verification = _verification(rows, ok, test, val, use_folds=use_folds, seed=seed, n_boot=n_boot)
+    t = lap("metrics", t)
+    spaces = []
+    for gi, group in enumerate(groups):
+        test_ids = sorted(
+            {pairs[i][s] for i in group.pair_idx if pairs[i]["split"] == "test" for s in ("a", "b")}
+            & set(space_emb[gi])
+        )
+
+        def lookup(ids: list[str], gi: int = gi) -> np.ndarray:
+            return np.stack([space_emb[gi][i] for i in ids])
+
+        spaces.append((test_ids, lookup))
+    identification = _identification(spaces, images, metric, cs_scale)
+    t = lap("identification", t)
+
+    pair_status = Counter(rows["status"])
+    scored_eval = int(sum(1 for i in eval_idx if rows["status"][i] == "ok"))
+    report: dict[str, Any] = {
+        "mfrbench_version": __version__,
+        "protocol": {
+            "id": pid,
+            "name": protocol["name"],
+            "version": protocol["version"],
+            "digest": protocol["digest"],
+            "file": str(protocol_path),
+            "description": protocol["description"],
+            "dataset": protocol["dataset"]["name"],
+            "strategy": protocol["generation"]["strategy"],
+        },
+        "model": {
+            "id": mid,
+            "spec": spec if spec is not None else f"instance:{type(emb_model).__name__}",
+            "options": {k: str(v) for k, v in sorted(dict(options or {}).items())},
+            "identity": _identity_dict(emb_model)
+            if not emb_model.needs_fit
+            else {**_identity_dict(emb_model), "weights_digest": "fitted per protocol (see fit)"},
+            "preprocess": emb_model.preprocess.to_dict(),
+            "embedding_size": int(emb_model.embedding_size),
+            "needs_fit": bool(emb_model.needs_fit),
+            "fit": {"how": fit_how, "fits": fits},
+        },
+        "distance": metric,
+        "score_convention": (
+            "score = cosine similarity" if metric == "cosine" else f"score = -{metric} distance"
+        ),
+        "seed": seed,
+        "n_boot": n_boot,
+        "workers": workers,
+        "batch_size": batch_size,
+        "evaluation": {
+            "splits_scored": [s for s in EVAL_SPLITS if any(p["split"] == s for p in pairs)],
+            "metrics_on": "test",
+            "cross_validation": "folds"
+            if use_folds
+            else "none (accuracy at the best threshold "
+            "on the same pairs is optimistic; see val_threshold when the protocol has val)",
+        },
+        "embedding": {
+            "inputs": stats.inputs,
+            "computed": stats.computed,
+            "cached": stats.cached,
+            "failed": stats.failed,
+            "failed_by_status": dict(sorted(stats.statuses.items())),
+            "forward_passes": stats.computed,
+            "naive_forward_passes": 2 * len(eval_idx),
+            "cache_dirs": stats.cache_dirs,
+            "damaged_shards": stats.damaged_shards,
+            "worker_processes": stats.processes,
+        },
+        "pairs": {
+            "total": n,
+            "evaluated": len(eval_idx),
+            "scored": scored_eval,
+            "by_status": dict(sorted(pair_status.items())),
+        },
+        "verification": verification,
+        "by_detector": "not available: protocols (schema 1) do not record detector or landmark "
+        "backend per image",
+        "identification": identification,
+        "timings": timings,
+    }
+    files = {"scores": scores_path}
+    if plots:
+        files.update(report_mod.write_plots(rows, ok & test, out, title=f"{mid} on {pid}"))
+        t = lap("plots", t)
+    timings["total"] = round(time.perf_counter() - t_start, 4)
+    report["files"] = {k: v.name for k, v in sorted({**files}.items())}
+    files.update(report_mod.write_reports(report, out))
+    return Run(protocol_id=pid, model_id=mid, out_dir=out, report=report, files=files)
+
+
+def load_run(path: str | Path) -> dict[str, Any]:
+    """The report.json of a run folder (or the file itself); UserError when absent."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "report.json"
+    if not p.is_file():
+        raise UserError(f"no report.json at {path}")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {p}: {exc}") from None
+
+
+__all__ = [
+    "EmbedStats",
+    "Run",
+    "check_output",
+    "embed_batch",
+    "embed_images",
+    "evaluate",
+    "load_run",
+    "model_id_of",
+    "resolve_model",
+]
