@@ -39,25 +39,9 @@ from mfrbench.datasets.base import Record
 from mfrbench.errors import UserError
 from mfrbench.fetch import sha256_file
 from mfrbench.manifest import STATUS_OK, read_manifest
+from mfrbench.protocol import IMAGE_KEYS, SPLITS  # the schema owns the image keys and splits
 from mfrbench.vision.augment import make_rng
 
-#: Keys of an image reference, in the order protocol files document them.
-IMAGE_KEYS = (
-    "id",
-    "identity",
-    "src_path",
-    "src_sha256",
-    "variant",
-    "masked",
-    "synthetic",
-    "color",
-    "color_rgb",
-    "mask_polygon",
-    "face_box",
-    "roi_box",
-    "out_wh",
-)
-SPLITS = ("train", "val", "test")
 MASKED_UNMASKED = "masked-unmasked"
 MASKED_MASKED = "masked-masked"
 UNMASKED_UNMASKED = "unmasked-unmasked"
