@@ -31,6 +31,10 @@ Seed = Annotated[int, typer.Option(help="Seed for every random choice.")]
 Colors = Annotated[
     str | None, typer.Option(help="Mask colours to use (default: all in the manifest).")
 ]
+MaxPerId = Annotated[int, typer.Option(help="At most N masked and N unmasked per id.")]
+TestFrac = Annotated[float, typer.Option(help="Share of identities in test.")]
+ValFrac = Annotated[float, typer.Option(help="Share of identities in val.")]
+ImpostorRatio = Annotated[float, typer.Option(help="Impostor pairs per genuine pair.")]
 PairTypes = Annotated[
     str,
     typer.Option(help="Comma list of masked-unmasked, masked-masked, unmasked-unmasked."),
@@ -107,10 +111,10 @@ def pairs_rmfrd(
     root: Annotated[
         Path | None, typer.Option(help="RMFRD root (else $MFRBENCH_DATA/rmfrd).")
     ] = None,
-    max_per_id: Annotated[int, typer.Option(help="At most N masked and N unmasked per id.")] = 20,
-    test_frac: Annotated[float, typer.Option(help="Share of identities in test.")] = 0.2,
-    val_frac: Annotated[float, typer.Option(help="Share of identities in val.")] = 0.2,
-    impostor_ratio: Annotated[float, typer.Option(help="Impostor pairs per genuine pair.")] = 1.0,
+    max_per_id: MaxPerId = 20,
+    test_frac: TestFrac = 0.2,
+    val_frac: ValFrac = 0.2,
+    impostor_ratio: ImpostorRatio = 1.0,
     seed: Seed = 0,
     name: Name = None,
     version: Version = "1",
@@ -151,10 +155,10 @@ def pairs_folder(
             help="Parquet with src_path and real_mask (or masked) saying which show masks."
         ),
     ] = None,
-    max_per_id: Annotated[int, typer.Option(help="At most N masked and N unmasked per id.")] = 20,
-    test_frac: Annotated[float, typer.Option(help="Share of identities in test.")] = 0.2,
-    val_frac: Annotated[float, typer.Option(help="Share of identities in val.")] = 0.2,
-    impostor_ratio: Annotated[float, typer.Option(help="Impostor pairs per genuine pair.")] = 1.0,
+    max_per_id: MaxPerId = 20,
+    test_frac: TestFrac = 0.2,
+    val_frac: ValFrac = 0.2,
+    impostor_ratio: ImpostorRatio = 1.0,
     seed: Seed = 0,
     name: Name = None,
     version: Version = "1",
@@ -207,10 +211,10 @@ def _masked_flags(path: Path) -> dict[str, bool]:
 @pairs_app.command("manifest")
 def pairs_manifest(
     manifest: Annotated[Path, typer.Argument(help="A synth manifest.parquet.")],
-    max_per_id: Annotated[int, typer.Option(help="At most N masked and N unmasked per id.")] = 20,
-    test_frac: Annotated[float, typer.Option(help="Share of identities in test.")] = 0.2,
-    val_frac: Annotated[float, typer.Option(help="Share of identities in val.")] = 0.2,
-    impostor_ratio: Annotated[float, typer.Option(help="Impostor pairs per genuine pair.")] = 1.0,
+    max_per_id: MaxPerId = 20,
+    test_frac: TestFrac = 0.2,
+    val_frac: ValFrac = 0.2,
+    impostor_ratio: ImpostorRatio = 1.0,
     colors: Colors = None,
     seed: Seed = 0,
     name: Name = None,
