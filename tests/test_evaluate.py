@@ -29,6 +29,11 @@ COLOURS = {"blue": [135, 206, 250], "black": [0, 0, 0]}
 # ----------------------------------------------------------------------------- fixtures
 
 
+def _detector(sha: str) -> str:
+    """A per-photo detector (as a cascade falls back photo by photo): dlib for about a third."""
+    return "dlib" if int(sha[:2], 16) % 3 == 0 else "mtcnn"
+
+
 def _ref(src: str, identity: str, sha: str, variant: str) -> dict[str, Any]:
     box = roi_box("upper-half", FACE_BOX, None, (250, 250))
     masked = variant.startswith("mask-")
@@ -47,6 +52,8 @@ def _ref(src: str, identity: str, sha: str, variant: str) -> dict[str, Any]:
         "face_box": FACE_BOX,
         "roi_box": list(box),
         "out_wh": list(output_size("upper-half", 56)),
+        "detector": _detector(sha),
+        "landmarks": "dlib",
     }
 
 
@@ -323,6 +330,64 @@ def test_perfect_model_end_to_end_and_rerun_from_cache(tiny, tmp_path: Path) -> 
     assert rep2["embedding"]["cached"] == emb["inputs"]
     assert rep2["verification"]["overall"]["auc"] == overall["auc"]
     assert load_run(run.out_dir)["model"]["id"] == rep["model"]["id"]
+
+
+def test_metrics_by_detector_and_landmarks(tiny, tmp_path: Path) -> None:
+    """Two detectors in the protocol: scores.parquet names each pair's, the report breaks down."""
+    images = {i["id"]: i for i in tiny["protocol"]["images"]}
+    assert {i["detector"] for i in images.values()} == {"dlib", "mtcnn"}
+    run = _run(tiny, FakeModel(_oracle_table(tiny), tag="det"), tmp_path)
+    rows = pq.read_table(run.out_dir / "scores.parquet").to_pylist()
+    for r in rows:
+        sides = {images[r["a"]]["detector"], images[r["b"]]["detector"]}
+        assert r["detector"] == "+".join(sorted(sides)) and r["landmarks"] == "dlib"
+    ver = run.report["verification"]
+    by_det = ver["by_detector"]
+    assert set(by_det) == {r["detector"] for r in rows} >= {"mtcnn", "dlib+mtcnn"}
+    assert sum(v["n_pairs"] for v in by_det.values()) == ver["overall"]["n_pairs"] == len(rows)
+    assert by_det["mtcnn"]["accuracy"]["value"] == 1.0  # a perfect model, whatever the detector
+    assert list(ver["by_landmarks"]) == ["dlib"]
+    assert ver["by_landmarks"]["dlib"]["auc"] == ver["overall"]["auc"]
+    assert "by_detector" not in run.report  # the breakdown lives in "verification"
+    md = (run.out_dir / "report.md").read_text()
+    for group, v in by_det.items():  # several detectors: one table row each
+        assert f"| detector {group} | {v['n_pairs']} " in md
+    assert "| landmarks dlib |" not in md  # one backend: a sentence, not a row
+    assert "Every scored test pair: landmarks dlib." in md
+
+
+def test_real_photo_protocol_has_no_detector_breakdown(lfw_mini: Path, tmp_path: Path) -> None:
+    from mfrbench.datasets import get_dataset
+    from mfrbench.pairs import images_from_records, lfw_folds
+
+    images = images_from_records(get_dataset("lfw", root=lfw_mini).records())
+    pairset = lfw_folds(images, n_folds=2, per_fold=5, pair_types=["unmasked-unmasked"], seed=0)
+    path = tmp_path / "real.json"
+    write_protocol(freeze(pairset, name="real-mini", dataset="lfw-mini"), path)
+    run = evaluate(
+        path,
+        FakeModel(tag="random"),
+        root=lfw_mini,
+        out_dir=tmp_path / "results",
+        cache_dir=tmp_path / "cache",
+        n_boot=0,
+        plots=False,
+    )
+    rows = pq.read_table(run.out_dir / "scores.parquet").to_pylist()
+    assert {(r["detector"], r["landmarks"]) for r in rows} == {(None, None)}
+    ver = run.report["verification"]
+    assert ver["by_detector"].startswith("not available: no evaluated pair has a synthetic")
+    assert ver["by_landmarks"].startswith("not available")
+    md = (run.out_dir / "report.md").read_text()
+    assert "detector" not in md and "landmarks" not in md
+
+
+def test_pair_value_joins_differing_sides() -> None:
+    a, b = {"detector": "mtcnn", "color": None}, {"detector": "dlib", "color": "blue"}
+    assert scores_mod.pair_value(a, b, "detector") == "dlib+mtcnn"
+    assert scores_mod.pair_value(a, a, "detector") == "mtcnn"
+    assert scores_mod.pair_value(a, b, "color") == scores_mod.pair_colour(a, b) == "blue"
+    assert scores_mod.pair_value({}, {"detector": None}, "detector") is None
 
 
 def test_random_model_is_near_chance(tiny, tmp_path: Path) -> None:

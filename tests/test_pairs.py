@@ -62,6 +62,8 @@ def synth_images(
                 "face_box": [0, 0, 100, 120],
                 "roi_box": [0, 0, 100, 60],
                 "out_wh": [112, 112],
+                "detector": "mtcnn",
+                "landmarks": "dlib",
             }
             out.append({**base, "id": f"unmasked:{src}", "variant": "unmasked", "masked": False})
             for c in colors:
@@ -431,6 +433,8 @@ def test_lfw_folds_on_real_lfw_mini_records(lfw_mini):
     check_common(ps)
     assert len(ps.pairs) == 4 * 50
     assert {im["variant"] for im in ps.images} == {"real"}
+    assert all(set(im) == set(P.IMAGE_KEYS) for im in images)
+    assert {(im["detector"], im["landmarks"], im["face_box"]) for im in images} == {(None,) * 3}
 
 
 # ----------------------------------------------------------------------------- colours
@@ -477,6 +481,7 @@ def manifest_rows() -> list[dict]:
                     "reason": "" if status == "ok" else "none",
                     "face_policy": "largest",
                     "margin": 0,
+                    "detector": ("mtcnn" if ident == "A" else "dlib") if status == "ok" else None,
                     "landmarks_backend": "dlib",
                     "mask_polygon": [1, 2, 3, 4, 5, 6] if masked and status == "ok" else None,
                     "face_box": [0, -5, 100, 115] if status == "ok" else None,
@@ -510,6 +515,8 @@ def test_images_from_manifest_keeps_usable_base_variants(tmp_path):
         [112, 96],
     )
     assert blue["masked"] and blue["synthetic"] and images[2]["color"] is None
+    # Provenance comes from the row: detector and landmark backend as the synth recorded them.
+    assert {(im["detector"], im["landmarks"]) for im in images} == {("mtcnn", "dlib")}
     only_blue = P.images_from_manifest(table, colors=["blue"])
     assert [im["variant"] for im in only_blue] == ["mask-blue", "unmasked"]
     with pytest.raises(UserError, match="white"):

@@ -63,6 +63,7 @@ def image_ref(variant: str, src: str, sha: str) -> dict[str, Any]:
     }
     if variant != "real":
         ref.update(face_box=[50, 40, 200, 190], roi_box=[50, 40, 200, 190], out_wh=[112, 112])
+        ref.update(detector="mtcnn", landmarks="dlib")
     if variant.startswith("mask-"):
         ref.update(color="blue", color_rgb=list(BLUE), mask_polygon=copy.deepcopy(POLYGON))
     return ref
@@ -216,6 +217,8 @@ def test_protocol_shape_and_id(fake: dict) -> None:
         lambda p: p["images"][0]["color_rgb"].__setitem__(2, 251),
         lambda p: p["images"][2]["roi_box"].__setitem__(3, 191),
         lambda p: p["images"][2].update(src_sha256="0" * 64),
+        lambda p: p["images"][2].update(detector="dlib"),
+        lambda p: p["images"][0].update(landmarks="mediapipe"),
     ],
 )
 def test_digest_changes_with_any_field(fake: dict, edit: Any) -> None:
@@ -253,6 +256,24 @@ def test_freeze_accepts_pairset_objects(fake: dict) -> None:
     assert freeze(obj, name="tiny", dataset="lfw", mfrbench_version="0.1.0") == fake
 
 
+def _add_real(ps: dict, **fields: Any) -> None:
+    """Add a real image (with ``fields`` on it) and an unmasked-unmasked pair that uses it."""
+    src = "Andy_Roddick/Andy_Roddick_0003.jpg"
+    real = {**image_ref("real", src, FAKE_SHAS[SOURCES[0]][::-1]), **fields}
+    ps["images"].append(real)
+    ps["pairs"].append(pair(ps["images"][2], real, 0, pair_type="listed"))
+
+
+def test_real_images_carry_no_detector_or_landmarks() -> None:
+    ps = make_pairset(FAKE_SHAS)
+    _add_real(ps)
+    protocol = freeze(ps, name="tiny", dataset="lfw")  # absent keys are frozen as null
+    real = next(i for i in protocol["images"] if i["variant"] == "real")
+    assert real["detector"] is None and real["landmarks"] is None
+    synthetic = [i for i in protocol["images"] if i["synthetic"]]
+    assert {(i["detector"], i["landmarks"]) for i in synthetic} == {("mtcnn", "dlib")}
+
+
 def _edit_pairset(edit: Any) -> dict:
     ps = make_pairset(FAKE_SHAS)
     edit(ps)
@@ -279,6 +300,12 @@ def _edit_pairset(edit: Any) -> dict:
         (lambda ps: ps["images"][0].update(color_rgb=[0, 0, 256]), "color_rgb"),
         (lambda ps: ps["images"][0].update(color="black"), "color"),
         (lambda ps: ps["images"][0].update(augment="rotate"), "unknown key"),
+        (lambda ps: ps["images"][0].update(detector=None), "detector"),
+        (lambda ps: ps["images"][1].update(landmarks=""), "landmarks"),
+        (lambda ps: ps["images"][1].update(detector="dlib+mtcnn"), "detector"),
+        (lambda ps: ps["images"][0].update(landmarks=68), "landmarks"),
+        (lambda ps: _add_real(ps, detector="mtcnn"), "no geometry or detector"),
+        (lambda ps: _add_real(ps, landmarks="dlib"), "no geometry or detector"),
         (lambda ps: ps["images"][0].update(src_sha256="ABC"), "src_sha256"),
         (lambda ps: ps["images"][0].update(id="x"), "id must be"),
         (lambda ps: ps["images"].append(image_ref("real", "../etc/x.jpg", "0" * 64)), "src_path"),
@@ -538,6 +565,7 @@ def test_show_counts(fake: dict) -> None:
     assert s["by_pair_type"] == {"masked-unmasked": {"pairs": 4, "genuine": 2, "impostor": 2}}
     assert s["by_label"] == {"genuine": 2, "impostor": 2}
     assert s["colors"] == {"blue": 2} and s["variants"] == {"mask-blue": 2, "unmasked": 2}
+    assert s["detectors"] == {"mtcnn": 4} and s["landmarks"] == {"dlib": 4}
 
 
 def test_docs_example_is_a_valid_protocol(tmp_path: Path) -> None:

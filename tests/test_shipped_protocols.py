@@ -57,6 +57,15 @@ def test_disjoint_protocol_keeps_identities_in_one_fold() -> None:
     assert all(len(f) == 1 for f in folds_of.values())
 
 
+def test_shipped_images_record_detector_and_landmarks(shipped: dict) -> None:
+    """MTCNN found all faces but the cascade's dlib fallback on one photo; dlib landmarks."""
+    detectors = {im["detector"] for im in shipped["images"]}
+    assert detectors == {"mtcnn", "dlib"}
+    assert {im["landmarks"] for im in shipped["images"]} == {"dlib"}
+    fallback = {im["src_path"] for im in shipped["images"] if im["detector"] == "dlib"}
+    assert fallback == {"Marilyn_Monroe/Marilyn_Monroe_0001.jpg"}
+
+
 def test_masked_view2_masks_the_second_image_in_all_colours() -> None:
     protocol = load_protocol(PROTOCOLS / "lfw-view2-masked-v1.json")
     images = {im["id"]: im for im in protocol["images"]}
@@ -125,6 +134,7 @@ def test_frozen_geometry_is_what_synth_computes_here(lfw_root: Path, tmp_path: P
         assert row["status"] == "ok"
         assert row["roi_box"] == im["roi_box"], im["id"]
         assert row["face_box"] == im["face_box"], im["id"]
+        assert (row["detector"], row["landmarks_backend"]) == (im["detector"], im["landmarks"])
         assert np.array(row["mask_polygon"]).reshape(-1, 2).tolist() == im["mask_polygon"]
     assert len(masked) >= 20
 

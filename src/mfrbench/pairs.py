@@ -76,6 +76,8 @@ _MANIFEST_COLUMNS = (
     "roi_box",
     "out_width",
     "out_height",
+    "detector",
+    "landmarks_backend",
 )
 _SHOW = 5  # how many offending items an error message lists
 
@@ -138,6 +140,8 @@ def images_from_records(records: Iterable[Record]) -> list[dict[str, Any]]:
             "face_box": None,
             "roi_box": None,
             "out_wh": None,
+            "detector": None,
+            "landmarks": None,
         }
         for r in records
     ]
@@ -153,7 +157,8 @@ def images_from_manifest(
     Kept: rows with status ``ok`` and no augmentation (an augmented image cannot be frozen as
     geometry alone). With ``colors``, masked rows of other colours are dropped; a colour the
     manifest does not have raises :class:`UserError`. ``masked`` is true for a synthetic mask
-    and also for a source photo showing a real mask (``real_mask``).
+    and also for a source photo showing a real mask (``real_mask``). ``detector`` and
+    ``landmarks`` record the row's face detector and landmark backend.
     """
     if isinstance(path_or_table, pa.Table):
         table = path_or_table
@@ -203,6 +208,8 @@ def images_from_manifest(
                 face_box=list(row["face_box"]) if row["face_box"] is not None else None,
                 roi_box=list(row["roi_box"]) if row["roi_box"] is not None else None,
                 out_wh=[w, h] if w is not None and h is not None else None,
+                detector=row["detector"],
+                landmarks=row["landmarks_backend"],
             )
         )
     out.sort(key=lambda im: im["id"])

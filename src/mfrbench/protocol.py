@@ -70,6 +70,8 @@ IMAGE_KEYS = (
     "face_box",
     "roi_box",
     "out_wh",
+    "detector",
+    "landmarks",
 )
 PAIR_KEYS = ("id", "a", "b", "label", "split", "fold", "pair_type")
 #: Splits in pair order.
@@ -80,6 +82,9 @@ RENDER_FORMATS = ("png", "jpg")
 _SPLIT_RANK = {s: i for i, s in enumerate(SPLITS)}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _VARIANT = re.compile(r"real|unmasked|mask-[a-z0-9][a-z0-9_.-]*")
+_BACKEND = re.compile(r"[a-z0-9][a-z0-9_.-]*")  # detector / landmark backend names (no "+")
+#: ImageRef keys naming how a synthetic image's face was found (null for real images).
+_PROVENANCE = ("detector", "landmarks")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _INT32 = 2**31
 
@@ -207,12 +212,15 @@ def _check_image(img: Any, index: int) -> None:
             _fail(f"{what}: {key} must be true or false")
     geometry = ("color", "color_rgb", "mask_polygon", "face_box", "roi_box", "out_wh")
     if variant == "real":
-        if img["synthetic"] or any(img[k] is not None for k in geometry):
-            _fail(f"{what}: a real image is not synthetic and has no geometry")
+        if img["synthetic"] or any(img[k] is not None for k in (*geometry, *_PROVENANCE)):
+            _fail(f"{what}: a real image is not synthetic and has no geometry or detector")
         return
     masked = variant.startswith("mask-")
     if not img["synthetic"] or img["masked"] != masked:
         _fail(f"{what}: variant {variant} needs synthetic=true and masked={str(masked).lower()}")
+    for key in _PROVENANCE:
+        if not isinstance(img[key], str) or not _BACKEND.fullmatch(img[key]):
+            _fail(f"{what}: {key} must be a backend name matching {_BACKEND.pattern}")
     for key in ("face_box", "roi_box"):
         x1, y1, x2, y2 = _int_list(img[key], 4, f"{what}: {key}")
         if x2 <= x1 or y2 <= y1:
@@ -832,7 +840,8 @@ def _tally(pairs: Iterable[Mapping[str, Any]], key: Callable[[Mapping[str, Any]]
 def show(protocol: dict) -> dict:
     """A printable summary: identity, dataset, and pair counts by split, fold, type and label.
 
-    ``colors`` counts masked synthetic images per colour; ``identities`` counts distinct
+    ``colors`` counts masked synthetic images per colour; ``detectors`` and ``landmarks`` count
+    synthetic images per face detector and landmark backend; ``identities`` counts distinct
     identities overall and per split.
     """
     pairs = protocol["pairs"]
@@ -847,6 +856,10 @@ def show(protocol: dict) -> dict:
     by_fold = _tally((p for p in pairs if p["fold"] is not None), lambda p: p["fold"])
     labels = Counter("genuine" if p["label"] == 1 else "impostor" for p in pairs)
     colors = Counter(img["color"] for img in images.values() if img["color"] is not None)
+    backends = {
+        key: Counter(img[key] for img in images.values() if img.get(key) is not None)
+        for key in _PROVENANCE
+    }
     return {
         "id": protocol_id(protocol),
         "name": protocol["name"],
@@ -866,5 +879,7 @@ def show(protocol: dict) -> dict:
         "by_label": {"genuine": labels["genuine"], "impostor": labels["impostor"]},
         "variants": dict(sorted(Counter(img["variant"] for img in images.values()).items())),
         "colors": dict(sorted(colors.items())),
+        "detectors": dict(sorted(backends["detector"].items())),
+        "landmarks": dict(sorted(backends["landmarks"].items())),
         "warnings": list(protocol["generation"]["warnings"]),
     }

@@ -142,8 +142,16 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     rows += [_summary_row(t, v) for t, v in ver["by_pair_type"].items()]
     if len(ver["by_colour"]) > 1 or "none" not in ver["by_colour"]:
         rows += [_summary_row(f"colour {c}", v) for c, v in ver["by_colour"].items()]
+    provenance = _provenance(ver)
+    for label, groups in provenance.items():
+        if len(groups) > 1:
+            rows += [_summary_row(f"{label} {g}", v) for g, v in groups.items()]
     lines += _md_table(header, rows)
-    lines += ["", f"FNMR@FMR 0.1%: {ver['control']}.", ""]
+    lines += ["", f"FNMR@FMR 0.1%: {ver['control']}."]
+    single = [f"{label} {next(iter(g))}" for label, g in provenance.items() if len(g) == 1]
+    if single:
+        lines += [f"Every scored test pair: {', '.join(single)}."]
+    lines += [""]
     if "error" not in overall:
         lines += _operating_points(overall)
     if ver.get("val_threshold"):
@@ -164,6 +172,20 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += [f"- `{name}`" for name in sorted(report.get("files", {}).values())]
     lines += ["- `report.json` (everything above, with confidence intervals and timings)", ""]
     return "\n".join(lines)
+
+
+def _provenance(ver: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The detector and landmark-backend breakdowns that exist (a string says they do not).
+
+    Two or more groups become table rows; a single group is one sentence under the table (its
+    metrics are the overall ones). ``a+b`` groups hold pairs whose two images differ.
+    """
+    out = {}
+    for key, label in (("by_detector", "detector"), ("by_landmarks", "landmarks")):
+        groups = ver.get(key)
+        if isinstance(groups, Mapping) and groups:
+            out[label] = groups
+    return out
 
 
 def _accuracy_note(v: Mapping[str, Any]) -> str:

@@ -42,6 +42,8 @@ SCORES_SCHEMA = pa.schema(
         pa.field("fold", pa.int32()),
         pa.field("pair_type", pa.string(), nullable=False),
         pa.field("colour", pa.string()),  # mask colour(s) of the pair; null when none
+        pa.field("detector", pa.string()),  # face detector(s) of the pair; null for real images
+        pa.field("landmarks", pa.string()),  # landmark backend(s); null for real images
         pa.field("status", pa.string(), nullable=False),  # ok, or why there is no score
         pa.field("reason", pa.string(), nullable=False),
     ]
@@ -114,10 +116,16 @@ def similarity_matrix(probes: np.ndarray, gallery: np.ndarray, metric: str) -> n
     return cos if metric == "cosine" else -(2.0 - 2.0 * cos)
 
 
+def pair_value(a: Mapping[str, Any], b: Mapping[str, Any], key: str) -> str | None:
+    """One ImageRef field over a pair: the value, ``v1+v2`` (sorted) when the sides differ, or
+    None when neither side has it (a missing key counts as None)."""
+    values = sorted({v for v in (a.get(key), b.get(key)) if v is not None})
+    return "+".join(values) if values else None
+
+
 def pair_colour(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
     """The mask colour(s) of a pair: one colour, ``c1+c2`` (sorted) when both differ, or None."""
-    colours = sorted({c for c in (a.get("color"), b.get("color")) if c is not None})
-    return "+".join(colours) if colours else None
+    return pair_value(a, b, "color")
 
 
 def scores_table(rows: dict[str, Any]) -> pa.Table:
