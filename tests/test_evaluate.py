@@ -516,7 +516,11 @@ def test_report_compare_and_cli(tiny, tmp_path: Path) -> None:
     b = _run(tiny, FakeModel(tag="random"), tmp_path, distance="euclidean")
     text = compare_table([a.report, b.report])
     lines = text.splitlines()
-    assert lines[0].startswith("|  | run 1 | run 2 |") and "100.00%" in text
+    assert lines[0].startswith("| pairs: all | run 1 | run 2 |") and "100.00%" in text
+    masked = compare_table([a.report, b.report], "masked-unmasked")
+    assert masked.splitlines()[0].startswith("| pairs: masked-unmasked |")
+    n_masked = a.report["verification"]["by_pair_type"]["masked-unmasked"]["n_pairs"]
+    assert f"| pairs in this set | {n_masked} |" in masked
     assert any(line.startswith("| distance | cosine | euclidean |") for line in lines)
 
     app = typer.Typer()
@@ -525,6 +529,12 @@ def test_report_compare_and_cli(tiny, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", "compare", str(a.out_dir), str(b.out_dir)])
     assert result.exit_code == 0, result.output
     assert "| AUC |" in result.output
+    args = ["report", "compare", str(a.out_dir), "--pairs", "colour:blue"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0 and "| pairs: colour:blue |" in result.output
+    result = CliRunner().invoke(app, [*args[:3], "--pairs", "masked-masked"])
+    assert isinstance(result.exception, UserError)
+    assert "no run has pair set 'masked-masked'; available: all, colour:" in str(result.exception)
     assert parse_model_opts(["a=1", "b=x=y"]) == {"a": "1", "b": "x=y"}
     with pytest.raises(UserError):
         parse_model_opts(["novalue"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,16 +31,16 @@ console = Console(stderr=True)
 out_console = Console()
 
 
-def parse_model_opts(values: list[str] | None) -> dict[str, str]:
+def parse_model_opts(values: list[str] | None, flag: str = "--model-opt") -> dict[str, str]:
     """``["k=v", ...]`` -> dict; UserError for an item without ``=`` or a repeated key."""
     out: dict[str, str] = {}
     for item in values or []:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise UserError(f"--model-opt expects key=value, got {item!r}")
+            raise UserError(f"{flag} expects key=value, got {item!r}")
         if key in out:
-            raise UserError(f"--model-opt {key} given twice")
+            raise UserError(f"{flag} {key} given twice")
         out[key] = value
     return out
 
@@ -58,6 +59,33 @@ def default_root(protocol_file: Path) -> Path:
     if data and name:
         return Path(data) / name
     raise UserError("--root is required (or set MFRBENCH_DATA to the folder holding the dataset)")
+
+
+def stage_progress() -> tuple[Progress, Callable[[str, int, int], None]]:
+    """A rich progress display on stderr and the ``(stage, done, total)`` callback feeding it."""
+    progress = Progress(
+        TextColumn("[bold]{task.description:>8}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    tasks: dict[str, Any] = {}
+    starts: dict[str, tuple[float, int]] = {}
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total, completed=0, rate="")
+            starts[stage] = (time.perf_counter(), done)
+        t0, base = starts[stage]
+        elapsed = time.perf_counter() - t0
+        rate = f"{(done - base) / elapsed:.1f}/s" if done > base and elapsed > 0.5 else ""
+        progress.update(tasks[stage], total=total, completed=done, rate=rate)
+
+    return progress, on_progress
 
 
 def eval_command(
@@ -95,28 +123,7 @@ def eval_command(
 
     options = parse_model_opts(model_opt)
     data_root = root if root is not None else default_root(protocol)
-    progress = Progress(
-        TextColumn("[bold]{task.description:>8}[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
-    tasks: dict[str, Any] = {}
-    starts: dict[str, tuple[float, int]] = {}
-
-    def on_progress(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(stage, total=total, completed=0, rate="")
-            starts[stage] = (time.perf_counter(), done)
-        t0, base = starts[stage]
-        elapsed = time.perf_counter() - t0
-        rate = f"{(done - base) / elapsed:.1f}/s" if done > base and elapsed > 0.5 else ""
-        progress.update(tasks[stage], total=total, completed=done, rate=rate)
-
+    progress, on_progress = stage_progress()
     with progress:
         run = evaluate(
             protocol,
@@ -191,13 +198,28 @@ def print_summary(report: dict[str, Any], out_dir: Path) -> None:
 @report_app.command("compare")
 def report_compare(
     runs: Annotated[list[Path], typer.Argument(help="Run folders (or their report.json).")],
+    pairs: Annotated[
+        str, typer.Option(help="Pair set: all, a pair type (masked-unmasked) or colour:NAME.")
+    ] = "all",
 ) -> None:
     """Print a side-by-side Markdown table of several runs' headline metrics."""
-    from mfrbench.evaluate.report import compare_table
+    from mfrbench.evaluate.report import compare_table, pair_set
     from mfrbench.evaluate.runner import load_run
 
     reports = [load_run(r) for r in runs]
-    typer.echo(compare_table(reports))
+    available: set[str] = set()
+    for rep in reports:
+        ver = rep.get("verification", {})
+        available |= {"all", *ver.get("by_pair_type", {})}
+        available |= {f"colour:{c}" for c in ver.get("by_colour", {})}
+        try:
+            pair_set(rep, pairs)
+        except (KeyError, TypeError):
+            continue
+        break
+    else:
+        raise UserError(f"no run has pair set {pairs!r}; available: {', '.join(sorted(available))}")
+    typer.echo(compare_table(reports, pairs))
     for i, r in enumerate(runs, 1):
         typer.echo(f"\nrun {i}: {r}", nl=False)
     typer.echo("")

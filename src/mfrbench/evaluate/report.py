@@ -446,38 +446,53 @@ def _get(d: Any, *keys: str) -> Any:
 
 
 _COMPARE_ROWS: tuple[tuple[str, Any], ...] = (
-    ("protocol", lambda r: f"`{r['protocol']['id']}`"),
-    ("model", lambda r: f"`{r['model']['id']}`"),
-    ("distance", lambda r: r["distance"]),
-    ("pairs scored", lambda r: f"{r['pairs']['scored']}/{r['pairs']['evaluated']}"),
-    ("accuracy", lambda r: _accuracy(r["verification"]["overall"])),
-    ("AUC", lambda r: _num(_get(r, "verification", "overall", "auc", "value"), 4)),
-    ("EER", lambda r: _pct(_get(r, "verification", "overall", "eer", "value"))),
-    ("TAR@FAR 1%", lambda r: _tar(r["verification"]["overall"], "0.01")),
-    ("TAR@FAR 0.1%", lambda r: _tar(r["verification"]["overall"], "0.001")),
-    ("FNMR@FMR 0.1%", lambda r: _fnmr(r["verification"]["overall"], "0.001")),
-    ("d'", lambda r: _num(_get(r, "verification", "overall", "d_prime"), 2)),
+    ("protocol", lambda r, v: f"`{r['protocol']['id']}`"),
+    ("model", lambda r, v: f"`{r['model']['id']}`"),
+    ("distance", lambda r, v: r["distance"]),
+    ("pairs scored", lambda r, v: f"{r['pairs']['scored']}/{r['pairs']['evaluated']}"),
+    ("pairs in this set", lambda r, v: v["n_pairs"]),
+    ("accuracy", lambda r, v: _accuracy(v)),
+    ("AUC", lambda r, v: _num(_get(v, "auc", "value"), 4)),
+    ("EER", lambda r, v: _pct(_get(v, "eer", "value"))),
+    ("TAR@FAR 1%", lambda r, v: _tar(v, "0.01")),
+    ("TAR@FAR 0.1%", lambda r, v: _tar(v, "0.001")),
+    ("FNMR@FMR 0.1%", lambda r, v: _fnmr(v, "0.001")),
+    ("d'", lambda r, v: _num(_get(v, "d_prime"), 2)),
     (
         "GMean / IMean",
-        lambda r: "{} / {}".format(
-            _num(_get(r, "verification", "overall", "distance_stats", "gmean"), 4),
-            _num(_get(r, "verification", "overall", "distance_stats", "imean"), 4),
+        lambda r, v: "{} / {}".format(
+            _num(_get(v, "distance_stats", "gmean"), 4),
+            _num(_get(v, "distance_stats", "imean"), 4),
         ),
     ),
-    ("rank-1", lambda r: _pct(_get(r, "identification", "rank1"))),
-    ("CS margin", lambda r: _num(_get(r, "identification", "confidence_score", "margin"), 4)),
+    ("rank-1", lambda r, v: _pct(_get(r, "identification", "rank1"))),
+    ("CS margin", lambda r, v: _num(_get(r, "identification", "confidence_score", "margin"), 4)),
 )
 
 
-def compare_table(reports: Sequence[Mapping[str, Any]]) -> str:
-    """A side-by-side Markdown table: one column per run, one row per headline metric."""
-    header = ["", *[f"run {i + 1}" for i in range(len(reports))]]
+def pair_set(report: Mapping[str, Any], which: str = "all") -> Mapping[str, Any]:
+    """A report's verification results for ``all`` pairs, a pair type, or ``colour:NAME``."""
+    ver = report["verification"]
+    if which == "all":
+        return ver["overall"]
+    if which.startswith("colour:"):
+        return ver["by_colour"][which.split(":", 1)[1]]
+    return ver["by_pair_type"][which]
+
+
+def compare_table(reports: Sequence[Mapping[str, Any]], pairs: str = "all") -> str:
+    """A side-by-side Markdown table: one column per run, one row per headline metric.
+
+    ``pairs`` picks the verification set: ``all``, a pair type (``masked-unmasked``) or
+    ``colour:NAME``; a run without that set shows dashes.
+    """
+    header = [f"pairs: {pairs}", *[f"run {i + 1}" for i in range(len(reports))]]
     rows = []
     for name, fn in _COMPARE_ROWS:
         cells = []
         for r in reports:
             try:
-                cells.append(str(fn(r)))
+                cells.append(str(fn(r, pair_set(r, pairs))))
             except (KeyError, TypeError):
                 cells.append("–")
         rows.append([name, *cells])
