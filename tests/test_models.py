@@ -171,7 +171,7 @@ def test_parse_spec_errors():
             parse_spec(bad)
     with pytest.raises(UserError, match="did you mean plugin:eigenface"):
         create_model("eigenface")
-    with pytest.raises(UserError, match="not yet available"):
+    with pytest.raises(UserError, match="siamese:runs/x: no such folder"):
         create_model("siamese:runs/x")
 
 

@@ -20,12 +20,18 @@ Steps, each timed into the report:
      from fits that saw fold i's *images* (never its labels; PCA is unsupervised).
    - neither: UserError (nothing to fit on without testing on it).
 
+   A trained head (:class:`~mfrbench.models.base.HeadModel`, ``siamese:DIR``) scores all
+   pairs with its one head, or fold ``f`` with the head trained without fold ``f`` (only on
+   the protocol it was trained on); a head that trained or selected on an identity of the test
+   pairs it would score is refused (leakage). Its backbone embeds through the backbone's cache.
+
 4. **Embed.** Each distinct prepared input (``prepare.content_key``) is embedded once, in
    batches, by worker processes when ``workers > 1``; the on-disk cache (``cache.py``) serves
    what earlier runs computed, and every finished batch is stored at once, so a killed run
    loses only the batch in flight. Output shape and finiteness are checked per image.
 5. **Score** every pair (``scores.py``); a pair whose image failed gets that status.
-6. **Metrics** (``metrics.verification_report``) overall, by pair type and by mask colour;
+6. **Metrics** (``metrics.verification_report``) overall, by pair type, mask colour, detector
+   and landmark backend;
    masked pair types take their FNMR@FMR threshold from the unmasked-unmasked control pairs
    when the protocol has them (NIST's method). Identification: unmasked gallery (one image per
    test identity), masked probes (another photo), rank-1 / CMC and the open-set confidence
@@ -63,11 +69,12 @@ from mfrbench.evaluate.scores import (
     check_distance,
     pair_colour,
     pair_scores,
+    pair_value,
     scores_table,
     similarity_matrix,
     write_scores,
 )
-from mfrbench.models.base import EmbeddingModel, ModelIdentity, cache_key_of
+from mfrbench.models.base import EmbeddingModel, HeadModel, ModelIdentity, cache_key_of
 
 Progress = Callable[[str, int, int], None]
 EVAL_SPLITS = ("val", "test")
@@ -111,6 +118,7 @@ class _Group:
     pair_idx: list[int]
     embed_ids: list[str]
     fit_ids: list[str] = field(default_factory=list)
+    head: str | None = None  # the HeadModel head that scores this group
 
 
 # ----------------------------------------------------------------------------- model
@@ -400,6 +408,103 @@ def embed_images(
     return emb, bad
 
 
+def model_cache(model: EmbeddingModel, cache_dir: str | Path | None = None) -> EmbeddingCache:
+    """The on-disk embedding cache of a model (its cache key), with a meta.json for people."""
+    return EmbeddingCache(
+        model.cache_key(),
+        model.embedding_size,
+        root=cache_dir,
+        meta={
+            "identity": _identity_dict(model),
+            "preprocess": model.preprocess.to_dict(),
+            "mfrbench_version": __version__,
+        },
+    )
+
+
+def embed_with_cache(
+    model: EmbeddingModel,
+    image_refs: Sequence[Mapping[str, Any]],
+    root: Path,
+    *,
+    spec: tuple[str, Mapping[str, Any]] | None = None,
+    cache_dir: str | Path | None = None,
+    workers: int = 1,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+    stats: EmbedStats | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, str]]]:
+    """Embed ImageRefs with a pretrained model through its cache; ``spec`` = (spec, options)
+    lets worker processes rebuild the model (else it is pickled)."""
+    stats = stats if stats is not None else EmbedStats()
+    cache = model_cache(model, cache_dir)
+    stats.cache_dirs.append(str(cache.dir))
+    source = None
+    if workers > 1:
+        source = _worker_source(model, spec[0] if spec else None, spec[1] if spec else {})
+    out = embed_images(
+        model,
+        image_refs,
+        root,
+        cache,
+        workers=workers,
+        batch_size=batch_size,
+        source=source,
+        progress=progress,
+        stats=stats,
+    )
+    cache.compact()
+    return out
+
+
+def _embed_heads(
+    model: HeadModel,
+    groups: Sequence[_Group],
+    images: Mapping[str, Mapping[str, Any]],
+    root: Path,
+    cache_dir: str | Path | None,
+    workers: int,
+    batch_size: int,
+    progress: Progress | None,
+    stats: EmbedStats,
+) -> tuple[list[dict[str, np.ndarray]], list[dict[str, tuple[str, str]]]]:
+    """One backbone pass per distinct backbone over its groups' images, then each group's head.
+
+    A frozen-backbone model has one backbone for all heads; a fine-tuned one may have one per
+    head (each with its own identity, so its own cache).
+    """
+    by_backbone: dict[str, list[int]] = {}
+    backbones: dict[str, EmbeddingModel] = {}
+    for gi, group in enumerate(groups):
+        bb = model.backbone_for(group.head or "")
+        key = bb.cache_key()
+        backbones[key] = bb
+        by_backbone.setdefault(key, []).append(gi)
+    spaces: list[dict[str, np.ndarray]] = [{} for _ in groups]
+    failures: list[dict[str, tuple[str, str]]] = [{} for _ in groups]
+    for key, members in by_backbone.items():
+        bb = backbones[key]
+        needed = sorted({i for gi in members for i in groups[gi].embed_ids})
+        emb, bad = embed_with_cache(
+            bb,
+            [images[i] for i in needed],
+            root,
+            spec=model.backbone_source if bb is model.backbone else None,
+            cache_dir=cache_dir,
+            workers=workers,
+            batch_size=batch_size,
+            progress=progress,
+            stats=stats,
+        )
+        for gi in members:
+            group = groups[gi]
+            ids = [i for i in group.embed_ids if i in emb]
+            projected = model.project(np.stack([emb[i] for i in ids]), group.head) if ids else []
+            spaces[gi] = dict(zip(ids, projected, strict=True))
+            failures[gi] = {i: bad[i] for i in group.embed_ids if i in bad}
+    return spaces, failures
+
+
 # ----------------------------------------------------------------------------- planning
 
 
@@ -435,6 +540,54 @@ def _pair_groups(protocol: dict, eval_idx: list[int], needs_fit: bool) -> tuple[
         f"fitted {len(groups)} times, once per test fold, on the images of the other folds "
         "(identities of the held-out fold excluded)"
     )
+    return groups, how
+
+
+def _head_groups(protocol: dict, eval_idx: list[int], model: HeadModel) -> tuple[list[_Group], str]:
+    """Groups for a trained head: one, or one per fold for per-fold heads; refuses leakage.
+
+    A per-fold model only evaluates the protocol it was trained on (its folds mean nothing
+    elsewhere). Every head must not have seen (trained or selected on) an identity of the test
+    pairs it scores.
+    """
+    from mfrbench.protocol import protocol_id
+
+    pairs, images = protocol["pairs"], {img["id"]: img for img in protocol["images"]}
+
+    def ids_of(idx: Sequence[int]) -> list[str]:
+        return sorted({pairs[i][s] for i in idx for s in ("a", "b")})
+
+    if model.trained_on is not None:
+        if protocol["digest"] != model.trained_on:
+            raise UserError(
+                f"{model.name} has one head per fold of the protocol with digest "
+                f"{model.trained_on[:12]}, not {protocol_id(protocol)}; evaluate it there, or "
+                "use one head with --model-opt head=NAME"
+            )
+        folds = sorted({pairs[i]["fold"] for i in eval_idx}, key=lambda f: (f is None, f))
+        groups = []
+        for fold in folds:
+            idx = [i for i in eval_idx if pairs[i]["fold"] == fold]
+            groups.append(_Group(f"fold {fold}", idx, ids_of(idx), head=model.head_for_fold(fold)))
+        how = f"trained per held-out fold ({len(groups)} heads), each scoring only its fold"
+    else:
+        head = model.head_for_fold(None)
+        groups = [_Group("all", eval_idx, ids_of(eval_idx), head=head)]
+        how = f"trained head {head!r}"
+    for group in groups:
+        tested = {
+            images[pairs[i][s]]["identity"]
+            for i in group.pair_idx
+            if pairs[i]["split"] == "test"
+            for s in ("a", "b")
+        }
+        leaked = sorted(tested & model.seen_identities(group.head or ""))
+        if leaked:
+            raise UserError(
+                f"{model.name} head {group.head!r} was trained or selected on {len(leaked)} "
+                f"identities this protocol tests ({group.name}; e.g. {leaked[0]}): the result "
+                "would leak; evaluate on identity-disjoint pairs"
+            )
     return groups, how
 
 
@@ -509,7 +662,8 @@ def _verification(
     seed: int,
     n_boot: int,
 ) -> dict[str, Any]:
-    """Overall, by pair type and by colour; control-pair thresholds for masked types."""
+    """Overall, by pair type, colour, detector and landmark backend; control-pair thresholds
+    for masked types. Pairs of two real images (no detector recorded) group as ``real``."""
     labels = np.asarray(cols["label"], dtype=np.int64)
     score = np.asarray(cols["score"], dtype=np.float64)
     dist = np.asarray(cols["distance"], dtype=np.float64)
@@ -547,6 +701,18 @@ def _verification(
             ctrl = (labels[control], score[control])
         out["by_pair_type"][t] = report(ptype == t, ctrl)
     out["by_colour"] = {c: report(colour == c) for c in sorted(set(colour[ok & test].tolist()))}
+    for key, col, what in (
+        ("by_detector", "detector", "a detector"),
+        ("by_landmarks", "landmarks", "a landmark backend"),
+    ):
+        value = np.asarray([v or "real" for v in cols[col]], dtype=object)
+        present = sorted(set(value[ok & test].tolist()))
+        out[key] = (
+            {v: report(value == v) for v in present}
+            if set(present) - {"real"}
+            else "not available: no evaluated pair has a synthetic image (only those record "
+            f"{what})"
+        )
     if (val & ok).any():
         out["val_threshold"] = _val_threshold(
             (labels[val & ok], score[val & ok]), (labels[test & ok], score[test & ok])
@@ -645,7 +811,8 @@ def _identification(
 # ----------------------------------------------------------------------------- the run
 
 
-def _verify(protocol: dict, protocol_path: Path, root: Path, workers: int) -> None:
+def verify_sources(protocol: dict, protocol_path: Path, root: Path, workers: int) -> None:
+    """Stop with one line when any source image of the protocol is missing or changed."""
     from mfrbench.protocol import verify
 
     rep = verify(protocol, root, workers=max(2, workers))
@@ -712,7 +879,7 @@ def evaluate(
     pid = protocol_id(protocol)
     if progress:
         progress("verify", 0, 1)
-    _verify(protocol, protocol_path, root, workers)
+    verify_sources(protocol, protocol_path, root, workers)
     if progress:
         progress("verify", 1, 1)
     t = lap("load_verify", t)
@@ -727,7 +894,10 @@ def evaluate(
     check_crop(
         [images[pairs[i][s]] for i in eval_idx for s in ("a", "b")], emb_model.preprocess.crop
     )
-    groups, fit_how = _pair_groups(protocol, eval_idx, emb_model.needs_fit)
+    if isinstance(emb_model, HeadModel):
+        groups, fit_how = _head_groups(protocol, eval_idx, emb_model)
+    else:
+        groups, fit_how = _pair_groups(protocol, eval_idx, emb_model.needs_fit)
     mid = model_id_of(emb_model, metric)
     t = lap("model", t)
 
@@ -744,50 +914,52 @@ def evaluate(
         )
         t = lap("prepare", t)
     t_fit = 0.0
-    for group in groups:
-        current = emb_model
-        if emb_model.needs_fit:
-            assert prepared is not None
-            tf = time.perf_counter()
-            current = copy.deepcopy(emb_model)
-            keys = [content_key(images[i], emb_model.preprocess) for i in group.fit_ids]
-            usable = sorted({k for k in keys if not isinstance(prepared[k], ImageError)})
-            if not usable:
-                raise UserError(f"no usable training image to fit {emb_model.name} ({group.name})")
-            current.fit([prepared[k][0] for k in usable], [prepared[k][1] for k in usable])
-            fits.append(
-                {"group": group.name, "n_images": len(usable), "identity": _identity_dict(current)}
+    if isinstance(emb_model, HeadModel):
+        space_emb, space_bad = _embed_heads(
+            emb_model, groups, images, root, cache_dir, workers, batch_size, progress, stats
+        )
+    else:
+        for group in groups:
+            current = emb_model
+            if emb_model.needs_fit:
+                assert prepared is not None
+                tf = time.perf_counter()
+                current = copy.deepcopy(emb_model)
+                keys = [content_key(images[i], emb_model.preprocess) for i in group.fit_ids]
+                usable = sorted({k for k in keys if not isinstance(prepared[k], ImageError)})
+                if not usable:
+                    raise UserError(
+                        f"no usable training image to fit {emb_model.name} ({group.name})"
+                    )
+                current.fit([prepared[k][0] for k in usable], [prepared[k][1] for k in usable])
+                fits.append(
+                    {
+                        "group": group.name,
+                        "n_images": len(usable),
+                        "identity": _identity_dict(current),
+                    }
+                )
+                t_fit += time.perf_counter() - tf
+            cache = model_cache(current, cache_dir)
+            stats.cache_dirs.append(str(cache.dir))
+            use_pool = workers > 1 and prepared is None
+            source = _worker_source(current, spec, options or {}) if use_pool else None
+            group_images = [images[i] for i in group.embed_ids]
+            emb, bad = embed_images(
+                current,
+                group_images,
+                root,
+                cache,
+                workers=workers,
+                batch_size=batch_size,
+                source=source,
+                prepared=prepared,
+                progress=progress,
+                stats=stats,
             )
-            t_fit += time.perf_counter() - tf
-        cache = EmbeddingCache(
-            current.cache_key(),
-            current.embedding_size,
-            root=cache_dir,
-            meta={
-                "identity": _identity_dict(current),
-                "preprocess": current.preprocess.to_dict(),
-                "mfrbench_version": __version__,
-            },
-        )
-        stats.cache_dirs.append(str(cache.dir))
-        use_pool = workers > 1 and prepared is None
-        source = _worker_source(current, spec, options or {}) if use_pool else None
-        group_images = [images[i] for i in group.embed_ids]
-        emb, bad = embed_images(
-            current,
-            group_images,
-            root,
-            cache,
-            workers=workers,
-            batch_size=batch_size,
-            source=source,
-            prepared=prepared,
-            progress=progress,
-            stats=stats,
-        )
-        cache.compact()
-        space_emb.append(emb)
-        space_bad.append(bad)
+            cache.compact()
+            space_emb.append(emb)
+            space_bad.append(bad)
     t = lap("embed", t)
     if emb_model.needs_fit:
         timings["fit"] = round(t_fit, 4)
@@ -807,6 +979,8 @@ def evaluate(
             rows[k].append(p[k])
         rows["pair_id"].append(p["id"])
         rows["colour"].append(pair_colour(a, b))
+        rows["detector"].append(pair_value(a, b, "detector"))
+        rows["landmarks"].append(pair_value(a, b, "landmarks"))
         status, reason = "ok", ""
         gi = group_of.get(i)
         if gi is None:
@@ -897,6 +1071,12 @@ def evaluate(
             "embedding_size": int(emb_model.embedding_size),
             "needs_fit": bool(emb_model.needs_fit),
             "fit": {"how": fit_how, "fits": fits},
+            "backbone": {
+                "spec": (emb_model.backbone_source or ("instance", {}))[0],
+                "identity": _identity_dict(emb_model.backbone),
+            }
+            if isinstance(emb_model, HeadModel)
+            else None,
         },
         "distance": metric,
         "score_convention": (
@@ -933,8 +1113,6 @@ def evaluate(
             "by_status": dict(sorted(pair_status.items())),
         },
         "verification": verification,
-        "by_detector": "not available: protocols (schema 1) do not record detector or landmark "
-        "backend per image",
         "identification": identification,
         "timings": timings,
     }
@@ -967,8 +1145,11 @@ __all__ = [
     "check_output",
     "embed_batch",
     "embed_images",
+    "embed_with_cache",
     "evaluate",
     "load_run",
+    "model_cache",
     "model_id_of",
     "resolve_model",
+    "verify_sources",
 ]

@@ -18,11 +18,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mfrbench.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 # frame: the full source frame with the mask drawn (no crop), plus the face_box as a hint (for
 #        models that detect and align themselves, like dlib's);
@@ -158,6 +161,217 @@ class EmbeddingModel:
     def cache_key(self) -> str:
         """Shorthand for ``cache_key_of(self.identity(), self.preprocess)``."""
         return cache_key_of(self.identity(), self.preprocess)
+
+
+class HeadModel(EmbeddingModel):
+    """A trained head over a frozen backbone model (``siamese:DIR``).
+
+    The evaluator embeds images with :attr:`backbone` through the backbone's own cache (a head
+    costs no extra forward passes) and maps the embeddings with :meth:`project`. A model trained
+    once per held-out fold of a fold protocol carries one head per fold: :meth:`head_for_fold`
+    picks it, and :attr:`trained_on` names the protocol digest those folds belong to.
+    :meth:`seen_identities` lets the evaluator refuse to test a head on identities it was
+    trained or selected on.
+    """
+
+    backbone: EmbeddingModel
+    #: how worker processes rebuild the backbone: (spec, options), or None to pickle it
+    backbone_source: tuple[str, dict[str, Any]] | None = None
+    #: digest of the protocol the per-fold heads belong to (None: one head, any protocol)
+    trained_on: str | None = None
+
+    def head_names(self) -> list[str]:
+        raise NotImplementedError(f"{type(self).__name__} must implement head_names()")
+
+    def head_for_fold(self, fold: int | None) -> str:
+        """The head that scores pairs of ``fold`` (the only head when there is one)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement head_for_fold()")
+
+    def project(self, embeddings: np.ndarray, head: str) -> np.ndarray:
+        """Map backbone embeddings (N, backbone dim) to this model's (N, embedding_size)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement project()")
+
+    def seen_identities(self, head: str) -> frozenset[str]:
+        """Identities whose images trained or selected ``head`` (never to be tested on)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement seen_identities()")
+
+    def backbone_for(self, head: str) -> EmbeddingModel:
+        """The backbone feeding ``head`` (its own fine-tuned copy, or the shared one)."""
+        return self.backbone
+
+    def embed(self, images: list[np.ndarray], boxes: list[Box | None]) -> np.ndarray:
+        """Backbone then head; only for a model with a single head (per-fold heads need folds)."""
+        names = self.head_names()
+        if len(names) != 1:
+            raise UserError(
+                f"{self.name} has one head per protocol fold ({len(names)}); evaluate it with "
+                "mfrbench eval on its protocol, or pick one head with --model-opt head=NAME"
+            )
+        return self.project(self.backbone_for(names[0]).embed(images, boxes), names[0])
+
+
+def state_digest(state: Mapping[str, Any]) -> str:
+    """sha256 (hex) of a name -> array dict, independent of dict order and array memory layout.
+
+    For each name in sorted order: the canonical JSON of ``{name, dtype, shape}`` (dtype as
+    little-endian ``numpy`` str), its length, then the C-order little-endian bytes.
+    """
+    h = hashlib.sha256()
+    for name in sorted(state):
+        arr = np.asarray(state[name])
+        arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+        head = canonical_json({"name": name, "dtype": arr.dtype.str, "shape": list(arr.shape)})
+        h.update(len(head).to_bytes(8, "little") + head.encode("utf-8"))
+        h.update(arr.tobytes(order="C"))
+    return h.hexdigest()
+
+
+def finetuned_digest(base_digest: str, state: Mapping[str, Any]) -> str:
+    """The weights digest of a fine-tuned model: sha256 of ``"<base>+<state_digest(state)>"``."""
+    return hashlib.sha256(f"{base_digest}+{state_digest(state)}".encode()).hexdigest()
+
+
+class FineTunable:
+    """Mixin for torch embedding models whose last blocks can be fine-tuned (``--unfreeze-last``).
+
+    The network ``self.net`` is seen as a chain of blocks, :meth:`blocks`, in input -> output
+    order, followed by a parameter-free :meth:`tail` (pooling, normalisation) that yields the
+    embedding: ``forward_from(forward_until(x, k), k)`` is the model's embedding of the
+    normalised batch ``x`` for every ``k``. Fine-tuning the last ``n`` blocks therefore runs
+    the frozen prefix ``forward_until(x, len(blocks) - n)`` once per image, keeps its output
+    in memory, and trains only :meth:`forward_from` on those features: each epoch costs the
+    suffix's forward and backward passes, not the whole network's, which is what makes CPU
+    fine-tuning feasible (:func:`mfrbench.train.finetune.finetune`).
+
+    The backbone stays in eval mode while it is fine-tuned: BatchNorm layers of the unfrozen
+    blocks keep their running statistics (only their affine weight and bias train), because
+    the small batches a CPU affords would make batch statistics noisy and corrupt the
+    statistics learnt on millions of faces; the network's own dropout is off too.
+
+    A trained state (:meth:`finetuned_state`: parameters and buffers of the last n blocks,
+    keyed as in ``net.state_dict()``) is applied with :meth:`load_finetuned`, which also
+    changes ``weights_digest`` (:func:`finetuned_digest` of the file's digest and the state),
+    so the evaluator caches the fine-tuned model's embeddings apart from the original's.
+
+    Subclasses set ``self.net`` and ``self.weights_digest`` and implement :meth:`blocks` and
+    :meth:`tail`; those taking inputs of varying size override :meth:`fit_inputs`.
+    """
+
+    net: torch.nn.Module
+    weights_digest: str
+
+    def blocks(self) -> list[tuple[str, torch.nn.Module]]:
+        """(name, module) of the network's stages in input -> output order."""
+        raise NotImplementedError(f"{type(self).__name__} must implement blocks()")
+
+    def tail(self, x: torch.Tensor) -> torch.Tensor:
+        """Parameter-free map from the last block's output to the embedding (N, D)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement tail()")
+
+    def fit_inputs(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The images as the network takes them (as ``embed`` prepares them); identity here."""
+        return list(images)
+
+    def _block_range(self, n: int, what: str, low: int) -> list[tuple[str, torch.nn.Module]]:
+        blocks = self.blocks()
+        if (
+            isinstance(n, bool)
+            or not isinstance(n, (int, np.integer))
+            or not low <= n <= len(blocks)
+        ):
+            raise ValueError(f"{what} must be an integer in {low}..{len(blocks)}, got {n!r}")
+        return blocks
+
+    def forward_until(self, x: torch.Tensor, stop: int) -> torch.Tensor:
+        """Run blocks ``0 .. stop - 1`` on a normalised NCHW batch (``stop = 0``: ``x`` itself)."""
+        for _, module in self._block_range(stop, "stop", 0)[:stop]:
+            x = module(x)
+        return x
+
+    def forward_from(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """Run blocks ``start ..`` then :meth:`tail` on what ``forward_until(x, start)`` gave."""
+        for _, module in self._block_range(start, "start", 0)[start:]:
+            x = module(x)
+        return self.tail(x)
+
+    def block_keys(self) -> list[list[str]]:
+        """Per block, the ``net.state_dict()`` keys of its parameters and buffers (net order)."""
+        own = self.net.state_dict(keep_vars=True)
+        out = []
+        for _, module in self.blocks():
+            ids = {id(t) for t in module.state_dict(keep_vars=True).values()}
+            out.append([k for k, t in own.items() if id(t) in ids])
+        return out
+
+    def unfrozen_keys(self, n: int) -> list[str]:
+        """State-dict keys of the last ``n`` blocks (net order); ValueError unless 1 <= n <= len."""
+        blocks = self._block_range(n, "the number of unfrozen blocks", 1)
+        keys = self.block_keys()[len(blocks) - n :]
+        wanted = {k for ks in keys for k in ks}
+        return [k for k in self.net.state_dict() if k in wanted]
+
+    def finetuned_state(self, n: int) -> dict[str, np.ndarray]:
+        """Parameters and buffers of the last ``n`` blocks as numpy copies (CPU, native dtypes)."""
+        own = self.net.state_dict()
+        return {k: own[k].detach().cpu().numpy().copy() for k in self.unfrozen_keys(n)}
+
+    @property
+    def base_weights_digest(self) -> str:
+        """``weights_digest`` of the weights file, before any :meth:`load_finetuned`."""
+        return getattr(self, "_base_weights_digest", self.weights_digest)
+
+    @property
+    def finetuned_blocks(self) -> tuple[str, ...]:
+        """Names of the blocks replaced by :meth:`load_finetuned` (empty when none)."""
+        return getattr(self, "_finetuned_blocks", ())
+
+    def load_finetuned(self, state: Mapping[str, Any]) -> None:
+        """Load a :meth:`finetuned_state` (numpy arrays or tensors) and change the identity.
+
+        ``state`` must hold exactly the keys of the last n blocks, for some n, with the net's
+        shapes; otherwise UserError. Loading again overlays the earlier state; the digest is
+        always ``finetuned_digest(base_weights_digest, finetuned_state(deepest n loaded))``,
+        which for one load is the digest of ``state`` itself (in the net's dtypes).
+        """
+        import torch
+
+        own = self.net.state_dict()
+        unknown = sorted(set(state) - set(own))
+        if unknown:
+            shown = ", ".join(unknown[:4]) + (" ..." if len(unknown) > 4 else "")
+            raise UserError(f"fine-tuned state has keys this network lacks: {shown}")
+        n_blocks = len(self.blocks())
+        n = next(
+            (n for n in range(1, n_blocks + 1) if set(self.unfrozen_keys(n)) == set(state)), None
+        )
+        if n is None:
+            raise UserError(
+                "fine-tuned state does not hold exactly the parameters and buffers of the last "
+                f"n blocks of {', '.join(name for name, _ in self.blocks())}"
+            )
+        arrays: dict[str, np.ndarray] = {}
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                value = value.detach().cpu().numpy()
+            arr = np.asarray(value)
+            if tuple(arr.shape) != tuple(own[key].shape):
+                raise UserError(
+                    f"fine-tuned {key} has shape {tuple(arr.shape)}, the network has "
+                    f"{tuple(own[key].shape)}"
+                )
+            arrays[key] = np.array(arr, dtype=str(own[key].dtype).removeprefix("torch."))
+        tensors = {k: torch.from_numpy(v).to(own[k].device) for k, v in arrays.items()}
+        self.net.load_state_dict(tensors, strict=False)
+        if not hasattr(self, "_base_weights_digest"):
+            self._base_weights_digest = self.weights_digest
+        # Everything loaded so far is the current value of the deepest loaded blocks' keys
+        # (later loads overwrite earlier ones), so the digest is taken from the net itself.
+        names = [name for name, _ in self.blocks()]
+        deepest = max(n, len(self.finetuned_blocks))
+        self._finetuned_blocks = tuple(names[n_blocks - deepest :])
+        self.weights_digest = finetuned_digest(
+            self._base_weights_digest, self.finetuned_state(deepest)
+        )
 
 
 def validate_model(model: Any, where: str) -> EmbeddingModel:

@@ -6,7 +6,7 @@ Specs:
   with the :func:`register_model` decorator (timm style).
 - ``onnx:PATH``: any face-embedding ONNX model, run with onnxruntime (see ``onnx_model``).
 - ``python:package.module:factory``: ``factory(**options)`` must return an EmbeddingModel.
-- ``siamese:DIR``: reserved for trained Siamese models (issue 5).
+- ``siamese:DIR``: a head trained by ``mfrbench train siamese`` over its backbone plugin.
 
 Options are ``--model-opt key=value`` strings; each plugin parses and validates its own.
 Every failure to resolve or build a model is a one-line :class:`UserError`.
@@ -189,7 +189,9 @@ def create_model(spec: str, options: Mapping[str, Any] | None = None) -> Embeddi
         except AttributeError:
             raise UserError(f"{spec}: {module_name} has no attribute {factory!r}") from None
         return _build(obj, options, spec)
-    raise UserError(f"{kind}:{rest}: Siamese models are not yet available (issue 5)")
+    from mfrbench.models.siamese import SiameseModel
+
+    return _build(SiameseModel, options, f"siamese:{rest}", (rest,))
 
 
 def _check_of(obj: Any) -> tuple[bool, str]:
