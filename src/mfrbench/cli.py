@@ -26,6 +26,7 @@ from rich.table import Table
 from mfrbench import __version__
 from mfrbench.cli_eval import eval_command, models_command, report_app
 from mfrbench.cli_protocol import pairs_app, protocol_app
+from mfrbench.cli_train import train_app
 from mfrbench.errors import UserError
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ app.add_typer(protocol_app, name="protocol")
 app.command("eval")(eval_command)
 app.command("models")(models_command)
 app.add_typer(report_app, name="report")
+app.add_typer(train_app, name="train")
 console = Console(stderr=True)
 out_console = Console()
 
