@@ -15,19 +15,28 @@ Input as facenet-pytorch's ``fixed_image_standardization``: RGB, (pixel - 127.5)
 Options ``crop=face|upper-half|protocol`` (default ``face``) and ``size=WxH``; defaults keep the
 crop's aspect: 160x160 for ``face``, 160x80 for ``upper-half``, width 160 for ``protocol``
 (the network pools globally; inputs below about 75 px on a side are too small for it).
+
+Fine-tuning (:class:`~mfrbench.models.base.FineTunable`): the blocks are ``stem`` (conv2d_1a ..
+conv2d_4b), ``repeat_1``, ``mixed_6a``, ``repeat_2``, ``mixed_7a``, ``repeat_3``, ``block8`` and
+``embedding`` (average pool, dropout, ``last_linear``, ``last_bn``); the tail L2-normalises.
+``--unfreeze-last 1`` trains only the 1792 -> 512 projection and its BatchNorm's affine terms.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from mfrbench.errors import UserError
 from mfrbench.models.base import (
     Box,
     EmbeddingModel,
+    FineTunable,
     ModelIdentity,
     Options,
     Preprocess,
@@ -68,7 +77,7 @@ MEAN = (127.5 / 255.0,) * 3
 STD = (128.0 / 255.0,) * 3
 
 
-class FaceNet(EmbeddingModel):
+class FaceNet(FineTunable, EmbeddingModel):
     """Inception-ResNet-v1 embeddings (512-D, unit length), compared by cosine similarity."""
 
     name = "facenet"
@@ -105,16 +114,49 @@ class FaceNet(EmbeddingModel):
         return check_weights_with_url(cls.name, options, PUBLISHED, WHAT)
 
     def identity(self) -> ModelIdentity:
+        options: dict[str, Any] = {}
+        if self.finetuned_blocks:
+            options["finetuned"] = list(self.finetuned_blocks)
         return ModelIdentity(
-            name=self.name, version=self.version, weights_digest=self.weights_digest, options={}
+            name=self.name,
+            version=self.version,
+            weights_digest=self.weights_digest,
+            options=options,
         )
 
-    def embed(self, images: list[np.ndarray], boxes: list[Box | None]) -> np.ndarray:
-        """(N, 512) float32 unit-length embeddings, in eval mode without autograd."""
+    def blocks(self) -> list[tuple[str, torch.nn.Module]]:
+        """The stem, the Inception-ResNet stages, and the 1792 -> 512 embedding layer."""
+        net = self.net
+        stem_names = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b")
+        stem_names += ("conv2d_4a", "conv2d_4b")
+        stem = torch.nn.Sequential(OrderedDict((n, getattr(net, n)) for n in stem_names))
+        embedding = torch.nn.Sequential(
+            OrderedDict(
+                avgpool_1a=net.avgpool_1a,
+                dropout=net.dropout,
+                flatten=torch.nn.Flatten(1),
+                last_linear=net.last_linear,
+                last_bn=net.last_bn,
+            )
+        )
+        stages = ("repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8")
+        return [("stem", stem), *((n, getattr(net, n)) for n in stages), ("embedding", embedding)]
+
+    def tail(self, x: torch.Tensor) -> torch.Tensor:
+        """L2 normalisation of the 512-D projection, as the network's own forward."""
+        return F.normalize(x, p=2, dim=1)
+
+    def fit_inputs(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """With ``crop=protocol`` each image is scaled to width 160 (UserError if too flat)."""
         if self.preprocess.size is None:
             images = [fit_width(img, INPUT) for img in images]
             small = next((img.shape[:2] for img in images if min(img.shape[:2]) < MIN_SIDE), None)
             if small is not None:
                 h, w = small
                 raise UserError(f"{self.name}: a {w}x{h} input is too small: {_TOO_SMALL}")
+        return list(images)
+
+    def embed(self, images: list[np.ndarray], boxes: list[Box | None]) -> np.ndarray:
+        """(N, 512) float32 unit-length embeddings, in eval mode without autograd."""
+        images = self.fit_inputs(images)
         return embed_batches(self.net, images, self.preprocess, self.embedding_size)

@@ -24,11 +24,16 @@ Options:
   keep the crop's aspect: 224x224 for ``face``, 224x112 for ``upper-half``; for ``protocol``
   each image is scaled to width 224 keeping its aspect (ResNet pools globally, so any
   size works).
+
+Fine-tuning (:class:`~mfrbench.models.base.FineTunable`): the blocks are ``stem`` (conv1, bn1,
+ReLU, max-pool), ``layer1`` .. ``layer4``; the embedding is the global average pool of
+``layer4``'s output (no parameters), so ``--unfreeze-last 1`` trains ``layer4``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import Any
@@ -42,6 +47,7 @@ from mfrbench.fetch import cache_dir
 from mfrbench.models.base import (
     Box,
     EmbeddingModel,
+    FineTunable,
     ModelIdentity,
     Options,
     Preprocess,
@@ -153,7 +159,7 @@ def default_size(crop: str, width: int) -> tuple[int, int] | None:
     return None
 
 
-class ResNet50(EmbeddingModel):
+class ResNet50(FineTunable, EmbeddingModel):
     """ResNet-50 2048-D pooled features (before ``fc``), compared by cosine similarity."""
 
     name = "resnet50"
@@ -217,17 +223,37 @@ class ResNet50(EmbeddingModel):
         return check_weights_with_url(cls.name, options, PUBLISHED, WHAT)
 
     def identity(self) -> ModelIdentity:
+        options: dict[str, Any] = {"variant": self.variant}
+        if self.finetuned_blocks:
+            options["finetuned"] = list(self.finetuned_blocks)
         return ModelIdentity(
             name=self.name,
             version=self.version,
             weights_digest=self.weights_digest,
-            options={"variant": self.variant},
+            options=options,
         )
+
+    def blocks(self) -> list[tuple[str, torch.nn.Module]]:
+        """``stem`` (conv1, bn1, relu, maxpool), ``layer1`` .. ``layer4``."""
+        net = self.net
+        stem = torch.nn.Sequential(
+            OrderedDict(conv1=net.conv1, bn1=net.bn1, relu=net.relu, maxpool=net.maxpool)
+        )
+        return [("stem", stem)] + [(f"layer{i}", getattr(net, f"layer{i}")) for i in range(1, 5)]
+
+    def tail(self, x: torch.Tensor) -> torch.Tensor:
+        """Global average pool of ``layer4``'s output: (N, 2048)."""
+        return torch.flatten(self.net.avgpool(x), 1)
+
+    def fit_inputs(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """With ``crop=protocol`` (no fixed size) each image is scaled to width 224."""
+        if self.preprocess.size is None:
+            return [fit_width(img, INPUT) for img in images]
+        return list(images)
 
     def embed(self, images: list[np.ndarray], boxes: list[Box | None]) -> np.ndarray:
         """(N, 2048) float32 pooled features, in eval mode without autograd."""
-        if self.preprocess.size is None:
-            images = [fit_width(img, INPUT) for img in images]
+        images = self.fit_inputs(images)
         return embed_batches(
             lambda x: features(self.net, x), images, self.preprocess, self.embedding_size
         )

@@ -11,6 +11,11 @@ head's initial weights, the dropout masks, the per-epoch pair order and the trip
 all derive from ``cfg.seed`` (numpy ``SeedSequence``); torch's global RNG is forked for the
 run (left as it was afterwards) and training runs on one thread (the previous thread count is
 restored).
+
+The loop itself is :func:`fit_pairs`, over any function that maps row indices to the head's
+inputs: :func:`train_head` gives it rows of ``X``; :func:`mfrbench.train.finetune.finetune`
+gives it a backbone's trainable last blocks, so both share batching, negatives, losses,
+validation and the best-epoch rule.
 """
 
 from __future__ import annotations
@@ -218,6 +223,33 @@ def _seed_int(seed: int, *tags: int) -> int:
     return int(np.random.SeedSequence([seed, *tags]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+def check_pairs(
+    n_rows: int, identities: Sequence[str], train: PairSet, val: PairSet | None
+) -> np.ndarray:
+    """Validate pairs over ``n_rows`` rows with one identity each; the rows' identity codes.
+
+    Shared by :func:`train_head` and :func:`mfrbench.train.finetune.finetune`: empty pair sets
+    and val pairs of one label are ``UserError``; indices out of range, or a wrong number of
+    identities, are ``ValueError`` (caller bugs).
+    """
+    ids = np.asarray(list(identities))
+    if ids.shape != (n_rows,):
+        raise ValueError(f"identities must give one identity per row: {ids.shape[0]} != {n_rows}")
+    _, codes = np.unique(ids, return_inverse=True)
+    for name, ps in (("training", train), ("validation", val)):
+        if ps is None:
+            continue
+        if len(ps) == 0:
+            raise UserError(f"no {name} pairs")
+        lo = min(int(ps.ia.min()), int(ps.ib.min()))
+        hi = max(int(ps.ia.max()), int(ps.ib.max()))
+        if lo < 0 or hi >= n_rows:
+            raise ValueError(f"{name} pair indices outside 0..{n_rows - 1}: {lo}..{hi}")
+    if val is not None and np.unique(val.y).size < 2:
+        raise UserError("validation pairs need both genuine and impostor pairs")
+    return codes.astype(np.int64)
+
+
 def _check_inputs(
     X: np.ndarray,
     identities: Sequence[str],
@@ -232,26 +264,11 @@ def _check_inputs(
         raise UserError(
             f"embeddings have {arr.shape[1]} dimensions but the head config expects {head.in_dim}"
         )
-    ids = np.asarray(list(identities))
-    if ids.shape != (arr.shape[0],):
-        raise ValueError(
-            f"identities must give one identity per row of X: {ids.shape[0]} != {arr.shape[0]}"
-        )
-    _, codes = np.unique(ids, return_inverse=True)
+    codes = check_pairs(arr.shape[0], identities, train, val)
     for name, ps in (("training", train), ("validation", val)):
-        if ps is None:
-            continue
-        if len(ps) == 0:
-            raise UserError(f"no {name} pairs")
-        lo = min(int(ps.ia.min()), int(ps.ib.min()))
-        hi = max(int(ps.ia.max()), int(ps.ib.max()))
-        if lo < 0 or hi >= arr.shape[0]:
-            raise ValueError(f"{name} pair indices outside 0..{arr.shape[0] - 1}: {lo}..{hi}")
-        if not np.isfinite(arr[ps.rows()]).all():
+        if ps is not None and not np.isfinite(arr[ps.rows()]).all():
             raise UserError(f"{name} embeddings contain NaN or infinite values")
-    if val is not None and np.unique(val.y).size < 2:
-        raise UserError("validation pairs need both genuine and impostor pairs")
-    return arr, codes.astype(np.int64)
+    return arr, codes
 
 
 def _genuine(ps: PairSet) -> tuple[np.ndarray, np.ndarray]:
@@ -291,8 +308,55 @@ def train_head(
     """
     arr, codes = _check_inputs(X, identities, train, val, head)
     xn = torch.from_numpy(l2_normalize_rows(arr))
-    triplet = cfg.loss == "triplet"
 
+    def encode(rows: np.ndarray) -> torch.Tensor:
+        return xn[torch.from_numpy(rows)]
+
+    saved_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result, _ = fit_pairs(encode, codes, train, val, head, cfg, run=run, progress=progress)
+    finally:
+        torch.set_num_threads(saved_threads)
+    return result
+
+
+@dataclass
+class Trainable:
+    """Parameters trained beside the head, e.g. a backbone's unfrozen blocks.
+
+    ``params`` get their own Adam group (learning rate ``lr``, the config's weight decay);
+    ``snapshot()`` returns their current values (numpy copies), taken at the selected epoch.
+    """
+
+    params: list[torch.nn.Parameter]
+    lr: float
+    snapshot: Callable[[], dict[str, np.ndarray]]
+
+
+def fit_pairs(
+    encode: Callable[[np.ndarray], torch.Tensor],
+    codes: np.ndarray,
+    train: PairSet,
+    val: PairSet | None,
+    head: HeadConfig,
+    cfg: TrainConfig,
+    *,
+    run: str = "",
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    extra: Trainable | None = None,
+) -> tuple[TrainResult, dict[str, np.ndarray]]:
+    """The training loop behind :func:`train_head` (see there), over any row encoder.
+
+    ``encode(rows)`` maps int64 row indices (repeats allowed) to the head's inputs,
+    L2-normalised, shape (len(rows), head.in_dim); it must be differentiable in ``extra``'s
+    parameters when autograd is on (training) and is called under ``torch.no_grad`` for
+    validation. ``codes[i]`` is the identity code of row i (triplet negatives). Seeding, batch
+    order, negatives, validation and the best-epoch rule are exactly :func:`train_head`'s.
+    Returns the result and ``extra.snapshot()`` at the selected epoch (empty without
+    ``extra``). Thread count is the caller's business.
+    """
+    triplet = cfg.loss == "triplet"
     if triplet:
         anchors, positives = _genuine(train)
         if anchors.size == 0:
@@ -308,82 +372,85 @@ def train_head(
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, _VAL]))
         val_neg = NegativeSampler(val.rows(), codes).draw(va, rng)
 
-    saved_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            model = build_head(head, seed=_seed_int(cfg.seed, _INIT))
-            torch.manual_seed(_seed_int(cfg.seed, _DROPOUT))
-            bce = CosineBCE() if cfg.loss == "cosine-bce" else None
-            groups: list[dict[str, Any]] = [
-                {"params": list(model.parameters()), "weight_decay": cfg.weight_decay}
-            ]
-            if bce is not None:
-                groups.append({"params": list(bce.parameters()), "weight_decay": 0.0})
-            opt = torch.optim.Adam(groups, lr=cfg.lr)
+    with torch.random.fork_rng(devices=[]):
+        model = build_head(head, seed=_seed_int(cfg.seed, _INIT))
+        torch.manual_seed(_seed_int(cfg.seed, _DROPOUT))
+        bce = CosineBCE() if cfg.loss == "cosine-bce" else None
+        groups: list[dict[str, Any]] = [
+            {"params": list(model.parameters()), "weight_decay": cfg.weight_decay}
+        ]
+        if bce is not None:
+            groups.append({"params": list(bce.parameters()), "weight_decay": 0.0})
+        if extra is not None:
+            groups.append(
+                {"params": list(extra.params), "lr": extra.lr, "weight_decay": cfg.weight_decay}
+            )
+        opt = torch.optim.Adam(groups, lr=cfg.lr)
 
-            log: list[dict[str, Any]] = []
-            best_epoch, best_acc = 0, None
-            best_state: dict[str, np.ndarray] = {}
-            best_loss_state: dict[str, float] = {}
-            for epoch in range(1, cfg.epochs + 1):
-                t0 = time.perf_counter()
-                rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, _EPOCH, epoch]))
-                perm = rng.permutation(n_items)
-                if triplet:
-                    a_rows = anchors[perm]
-                    cols = [a_rows, positives[perm], sampler.draw(a_rows, rng)]
-                    y_all = None
-                else:
-                    cols = [train.ia[perm], train.ib[perm]]
-                    y_all = torch.from_numpy(train.y[perm].astype(np.float32))
-                model.train()
-                total = 0.0
-                for s in range(0, n_items, cfg.batch_size):
-                    k = min(cfg.batch_size, n_items - s)
-                    idx = torch.from_numpy(np.concatenate([c[s : s + k] for c in cols]))
-                    out = model(xn[idx])
-                    parts = [out[j * k : (j + 1) * k] for j in range(len(cols))]
-                    yb = None if y_all is None else y_all[s : s + k]
-                    loss = _loss(cfg, bce, parts, yb)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * k
-                row: dict[str, Any] = {
-                    "run": run,
-                    "epoch": epoch,
-                    "train_loss": total / n_items,
-                    "val_loss": None,
-                    "val_accuracy": None,
-                    "val_auc": None,
-                }
-                if val is not None:
-                    row.update(_validate(model, bce, cfg, xn, val, val_neg))
-                row["seconds"] = round(time.perf_counter() - t0, 4)
-                log.append(row)
-                acc = row["val_accuracy"]
-                if val is not None and (best_acc is None or acc > best_acc):
-                    best_epoch, best_acc = epoch, acc
-                    best_state = state_to_numpy(model)
-                    best_loss_state = _loss_state(bce)
-                if progress is not None:
-                    progress(dict(row))
-            if val is None:
-                best_epoch = cfg.epochs
-                best_state = state_to_numpy(model)
-                best_loss_state = _loss_state(bce)
-    finally:
-        torch.set_num_threads(saved_threads)
-    return TrainResult(
-        state=best_state,
+        def snapshot() -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, np.ndarray]]:
+            return (
+                state_to_numpy(model),
+                _loss_state(bce),
+                extra.snapshot() if extra is not None else {},
+            )
+
+        log: list[dict[str, Any]] = []
+        best_epoch, best_acc = 0, None
+        best: tuple[dict[str, np.ndarray], dict[str, float], dict[str, np.ndarray]] = ({}, {}, {})
+        for epoch in range(1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, _EPOCH, epoch]))
+            perm = rng.permutation(n_items)
+            if triplet:
+                a_rows = anchors[perm]
+                cols = [a_rows, positives[perm], sampler.draw(a_rows, rng)]
+                y_all = None
+            else:
+                cols = [train.ia[perm], train.ib[perm]]
+                y_all = torch.from_numpy(train.y[perm].astype(np.float32))
+            model.train()
+            total = 0.0
+            for s in range(0, n_items, cfg.batch_size):
+                k = min(cfg.batch_size, n_items - s)
+                out = model(encode(np.concatenate([c[s : s + k] for c in cols])))
+                parts = [out[j * k : (j + 1) * k] for j in range(len(cols))]
+                yb = None if y_all is None else y_all[s : s + k]
+                loss = _loss(cfg, bce, parts, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * k
+            row: dict[str, Any] = {
+                "run": run,
+                "epoch": epoch,
+                "train_loss": total / n_items,
+                "val_loss": None,
+                "val_accuracy": None,
+                "val_auc": None,
+            }
+            if val is not None:
+                row.update(_validate(model, bce, cfg, encode, val, val_neg))
+            row["seconds"] = round(time.perf_counter() - t0, 4)
+            log.append(row)
+            acc = row["val_accuracy"]
+            if val is not None and (best_acc is None or acc > best_acc):
+                best_epoch, best_acc = epoch, acc
+                best = snapshot()
+            if progress is not None:
+                progress(dict(row))
+        if val is None:
+            best_epoch = cfg.epochs
+            best = snapshot()
+    result = TrainResult(
+        state=best[0],
         best_epoch=best_epoch,
         best_val_accuracy=best_acc,
         log=log,
-        loss_state=best_loss_state,
+        loss_state=best[1],
         head=head,
         config=cfg,
     )
+    return result, best[2]
 
 
 def _loss(
@@ -407,7 +474,7 @@ def _validate(
     model: torch.nn.Module,
     bce: CosineBCE | None,
     cfg: TrainConfig,
-    xn: torch.Tensor,
+    encode: Callable[[np.ndarray], torch.Tensor],
     val: PairSet,
     val_neg: np.ndarray | None,
 ) -> dict[str, float]:
@@ -416,7 +483,7 @@ def _validate(
     rows = np.unique(np.concatenate([val.rows(), extra]))
     model.eval()
     with torch.no_grad():
-        out = model(xn[torch.from_numpy(rows)])
+        out = model(encode(rows))
         ea = out[torch.from_numpy(np.searchsorted(rows, val.ia))]
         eb = out[torch.from_numpy(np.searchsorted(rows, val.ib))]
         y = torch.from_numpy(val.y.astype(np.float32))
