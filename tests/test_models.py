@@ -299,8 +299,12 @@ def test_eigenface_fit_embed_deterministic():
     a, b = Eigenface(size="20x10", n_components="50"), Eigenface(size="20x10", n_components="50")
     with pytest.raises(RuntimeError, match="fitted"):
         a.embed(test, [None] * 3)
-    with pytest.raises(RuntimeError, match="fitted"):
-        a.identity()
+    assert a.identity().weights_digest == "unfitted"  # the evaluator names runs before fitting
+    assert Eigenface(n_components="7").identity().options["n_components"] == 7
+    from mfrbench.evaluate.runner import model_id_of
+
+    ids = {model_id_of(Eigenface(**o), "cosine") for o in ({}, {"n_components": "7"})}
+    assert len(ids) == 2  # results of two configurations never share a folder
     a.fit(train, [None] * 12)
     b.fit(train, [None] * 12)
     ea, eb = a.embed(test, [None] * 3), b.embed(test, [None] * 3)
@@ -320,6 +324,22 @@ def test_eigenface_fit_embed_deterministic():
     x = gray_equalized(train, (20, 10))
     recon = (x - a._mean) @ comps.T @ comps + a._mean
     np.testing.assert_allclose(recon, x, atol=1e-8)
+
+
+def test_pca_scatter_and_svd_paths_agree():
+    from mfrbench.models.eigenface import pca
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(300, 20)) * np.linspace(5, 0.5, 20)  # distinct variances
+    _mean, comps, std = pca(x, 6)  # n > 2d: scatter-matrix path
+    _u, s, vt = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
+    np.testing.assert_allclose(std, s[:6] / np.sqrt(299), rtol=1e-10)
+    np.testing.assert_allclose(np.abs(comps @ vt[:6].T), np.eye(6), atol=1e-8)
+    _small_mean, small_comps, _ = pca(x[:30], 6)  # n <= 2d: SVD path, same conventions
+    assert small_comps.shape == (6, 20) and np.all(
+        small_comps[np.arange(6), np.abs(small_comps).argmax(axis=1)] > 0
+    )
+    assert np.all(comps[np.arange(6), np.abs(comps).argmax(axis=1)] > 0)
 
 
 def test_eigenface_identity_tracks_training_data_and_options():

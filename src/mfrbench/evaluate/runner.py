@@ -145,7 +145,10 @@ def _identity_dict(model: EmbeddingModel) -> dict[str, Any]:
     try:
         return model.identity().to_dict()
     except Exception as exc:  # an unfitted model may not know its basis yet
-        return {"name": model.name, "version": "?", "weights_digest": "unfitted", "error": str(exc)}
+        version = str(getattr(model, "version", "?"))
+        if model.needs_fit:  # expected before fitting: the fits are reported one by one
+            return {"name": model.name, "version": version, "weights_digest": "unfitted"}
+        return {"name": model.name, "version": version, "weights_digest": "?", "error": str(exc)}
 
 
 def model_id_of(model: EmbeddingModel, distance: str) -> str:

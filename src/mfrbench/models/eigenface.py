@@ -68,8 +68,17 @@ def pca(x: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, np.nd
         raise ValueError(f"PCA needs at least 2 samples, got {n}")
     k = min(int(n_components), n - 1, d)
     mean = x.mean(axis=0)
-    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
-    comps = vt[:k].copy()
+    xc = x - mean
+    if n > 2 * d:
+        # many more images than pixels: the d x d scatter matrix's eigenvectors are the same
+        # basis, ~20x faster than the SVD of the n x d matrix (a full LFW fold: 7,000 x 2,048)
+        evals, evecs = np.linalg.eigh(xc.T @ xc)
+        order = np.argsort(evals)[::-1][:k]
+        comps = np.ascontiguousarray(evecs[:, order].T)
+        s = np.sqrt(np.clip(evals[order], 0.0, None))
+    else:
+        _, s, vt = np.linalg.svd(xc, full_matrices=False)
+        comps = vt[:k].copy()
     pivot = np.argmax(np.abs(comps), axis=1)
     signs = np.sign(comps[np.arange(k), pivot])
     signs[signs == 0] = 1.0
@@ -82,6 +91,7 @@ class Eigenface(EmbeddingModel):
     """PCA projection of grey, histogram-equalised protocol crops; fit on training images."""
 
     name = NAME
+    version = VERSION
     needs_fit = True
 
     def __init__(self, **options: Any) -> None:
@@ -129,11 +139,11 @@ class Eigenface(EmbeddingModel):
             raise RuntimeError(f"{NAME} must be fitted (fit(train images)) before use")
 
     def identity(self) -> ModelIdentity:
-        self._require_fit()
+        """The fitted basis's digest, or ``unfitted`` (options still name the configuration)."""
         return ModelIdentity(
             name=NAME,
             version=VERSION,
-            weights_digest=str(self._digest),
+            weights_digest=str(self._digest) if self.fitted else "unfitted",
             options={
                 "size": list(self.size),
                 "n_components": self.embedding_size,
