@@ -300,13 +300,14 @@ def train_siamese(
     needed = sorted(
         {pairs[i][s] for r in plan.runs for i in (*r.train_idx, *r.val_idx) for s in "ab"}
     )
+    refs = [images[i] for i in needed]
     stats = EmbedStats()
-    emb, bad = (
-        ({}, {})
-        if unfreeze_last
-        else embed_with_cache(
+    if unfreeze_last:  # the tuned blocks need the pixels, not cached embeddings
+        found, bad = _prepare_images(model, refs, root)
+    else:
+        found, bad = embed_with_cache(
             model,
-            [images[i] for i in needed],
+            refs,
             root,
             spec=(bb_spec, bb_options),
             cache_dir=cache_dir,
@@ -315,19 +316,16 @@ def train_siamese(
             progress=progress,
             stats=stats,
         )
-    )
-    pixels: list[np.ndarray] = []
-    if unfreeze_last:
-        emb, bad = _prepare_images(model, [images[i] for i in needed], root)
-    ids = [i for i in needed if i in emb]
+    ids = [i for i in needed if i in found]
     if not ids:
         raise UserError(f"no image of {pid}'s training pairs could be embedded by {bb_spec}")
     row = {image_id: n for n, image_id in enumerate(ids)}
-    if unfreeze_last:
-        pixels = [emb[i] for i in ids]
-        X = np.zeros((len(ids), 1), np.float32)
-    else:
-        X = np.stack([emb[i] for i in ids]).astype(np.float32)
+    pixels = [found[i] for i in ids] if unfreeze_last else []
+    X = (
+        np.zeros((len(ids), 1), np.float32)
+        if unfreeze_last
+        else np.stack([found[i] for i in ids]).astype(np.float32)
+    )
     identities = [images[i]["identity"] for i in ids]
     timings["embed" if not unfreeze_last else "prepare"] = round(time.perf_counter() - t, 3)
 
