@@ -8,7 +8,7 @@ so the download needs the sha256 you expect (mfrbench fetches nothing unverified
 of the file used is recorded in the model identity either way. ``url=URL`` (``http(s)://`` or
 ``file://``, with ``sha256=``) downloads from elsewhere: with ``pretrained=NAME`` a mirror of
 that file, alone any such state dict (see
-:func:`~mfrbench.models.resnet50.weights_source_with_url`). With no weights the plugin refuses
+:func:`~mfrbench.models.nets.weights_source`). With no weights the plugin refuses
 to run: a randomly initialised network is never reported as a result.
 
 Input as facenet-pytorch's ``fixed_image_standardization``: RGB, (pixel - 127.5) / 128.
@@ -45,17 +45,15 @@ from mfrbench.models.base import (
 from mfrbench.models.nets import (
     Published,
     build_empty,
+    check_weights,
+    default_size,
     embed_batches,
     fit_width,
     load_weights,
     read_state_dict,
+    weights_source,
 )
 from mfrbench.models.nets.inception_resnet_v1 import EMBEDDING_DIM, InceptionResnetV1
-from mfrbench.models.resnet50 import (
-    check_weights_with_url,
-    default_size,
-    weights_source_with_url,
-)
 
 _RELEASE = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9"
 #: facenet-pytorch's published weights (models/inception_resnet_v1.py, load_weights).
@@ -89,7 +87,7 @@ class FaceNet(FineTunable, EmbeddingModel):
 
     def __init__(self, **options: Any) -> None:
         opts = Options(self.name, options)
-        source = weights_source_with_url(self.name, opts, PUBLISHED, WHAT)
+        source = weights_source(self.name, opts, PUBLISHED, WHAT)
         crop = opts.choice("crop", CROPS, "face")
         size = opts.size("size", default_size(crop, INPUT))
         opts.finish()
@@ -111,7 +109,7 @@ class FaceNet(FineTunable, EmbeddingModel):
     @classmethod
     def check(cls, **options: Any) -> tuple[bool, str]:
         """Runs only with weights: a file given by ``weights=`` or a checksummed download."""
-        return check_weights_with_url(cls.name, options, PUBLISHED, WHAT)
+        return check_weights(cls.name, options, PUBLISHED, WHAT)
 
     def identity(self) -> ModelIdentity:
         options: dict[str, Any] = {}

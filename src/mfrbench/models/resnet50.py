@@ -12,7 +12,7 @@ Options:
   have any size (its output is not used) or be absent.
 - ``pretrained=imagenet|imagenet-v2`` with ``sha256=HEX``: torchvision's IMAGENET1K_V1/V2 file.
 - ``url=URL`` with ``sha256=HEX``: download from ``URL`` (``http(s)://`` or ``file://``)
-  instead, verified and cached the same way (:func:`weights_source_with_url`). With
+  instead, verified and cached the same way (:func:`~mfrbench.models.nets.weights_source`). With
   ``pretrained=NAME`` it is a mirror of that file (cached under the published name, whose
   sha256 prefix must still match); alone it is any weights file of the layout above, cached
   under the URL's file name.
@@ -33,17 +33,13 @@ ReLU, max-pool), ``layer1`` .. ``layer4``; the embedding is the global average p
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from pathlib import PurePosixPath
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import torch
 
 from mfrbench.errors import UserError
-from mfrbench.fetch import cache_dir
 from mfrbench.models.base import (
     Box,
     EmbeddingModel,
@@ -55,9 +51,9 @@ from mfrbench.models.base import (
 )
 from mfrbench.models.nets import (
     Published,
-    WeightsSource,
     build_empty,
     check_weights,
+    default_size,
     embed_batches,
     fit_width,
     load_weights,
@@ -87,76 +83,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: VGGFace2 Caffe models: BGR pixel values minus this mean (BGR order), not scaled.
 VGGFACE2_MEAN_BGR = (91.4953, 103.8827, 131.0912)
-#: URL schemes ``url=`` accepts (what :func:`mfrbench.fetch.fetch` can read).
-URL_SCHEMES = ("http", "https", "file")
-
-
-def _url_file_name(model: str, url: str) -> str:
-    """The file name a ``url=`` download is cached under: the last segment of its path."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in URL_SCHEMES:
-        raise UserError(f"{model}: url={url!r} is invalid: expected an http(s):// or file:// URL")
-    path = unquote(parts.path)
-    name = "" if path.endswith("/") else PurePosixPath(path).name
-    if name in ("", ".", "..") or "\\" in name:
-        raise UserError(f"{model}: url={url!r} is invalid: it must end in a file name")
-    return name
-
-
-def weights_source_with_url(
-    model: str, opts: Options, published: Mapping[str, Published], what: str
-) -> WeightsSource:
-    """:func:`~mfrbench.models.nets.weights_source`, plus ``url=URL`` (a mirror or any file).
-
-    ``pretrained=NAME url=URL sha256=HEX`` fetches NAME's file from URL (a mirror, or a local
-    server in tests) into NAME's usual cache file; ``url=URL sha256=HEX`` alone fetches any
-    weights file into ``<cache>/models/<URL's file name>``. Either way the download is
-    :func:`mfrbench.fetch.fetch`'s (verified, atomic) and ``sha256=`` is required.
-    """
-    url = opts.str("url")
-    if url is None:
-        return weights_source(model, opts, published, what)
-    url = url.strip()
-    name = _url_file_name(model, url)
-    if opts.str("weights"):
-        raise UserError(f"{model}: pass either weights=PATH (a local file) or url=URL, not both")
-    if opts.str("pretrained"):
-        source = weights_source(model, opts, published, what)
-        return replace(source, url=url, label=f"{source.label} from {url}")
-    digest = opts.str("sha256")
-    if not digest:
-        raise UserError(
-            f"{model}: url= downloads must be verified: pass --model-opt sha256=HEX (the sha256 "
-            f"of {url}), or download it yourself and pass weights=PATH"
-        )
-    digest = digest.strip().lower().removeprefix("sha256:")
-    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise UserError(f"{model}: sha256={digest!r} is not 64 hex digits")
-    return WeightsSource(cache_dir() / "models" / name, f"url={url}", url=url, sha256=digest)
-
-
-def check_weights_with_url(
-    model: str, options: Mapping[str, Any], published: Mapping[str, Published], what: str
-) -> tuple[bool, str]:
-    """:func:`~mfrbench.models.nets.check_weights`, plus ``url=`` (see above)."""
-    if options.get("url") is None:
-        return check_weights(model, options, published, what)
-    try:
-        source = weights_source_with_url(model, Options(model, options), published, what)
-    except UserError as e:
-        return False, str(e)
-    if source.path.is_file():
-        return True, f"{source.label}: cached at {source.path}"
-    return True, f"{source.label}: downloads on first use"
-
-
-def default_size(crop: str, width: int) -> tuple[int, int] | None:
-    """Input (w, h) keeping the crop's aspect: square face, 2:1 upper half, None = per image."""
-    if crop == "face":
-        return width, width
-    if crop == "upper-half":
-        return width, width // 2
-    return None
 
 
 class ResNet50(FineTunable, EmbeddingModel):
@@ -171,7 +97,7 @@ class ResNet50(FineTunable, EmbeddingModel):
 
     def __init__(self, **options: Any) -> None:
         opts = Options(self.name, options)
-        source = weights_source_with_url(self.name, opts, PUBLISHED, WHAT)
+        source = weights_source(self.name, opts, PUBLISHED, WHAT)
         variant = opts.str("variant")
         if variant is not None and variant not in VARIANTS:
             raise UserError(
@@ -220,7 +146,7 @@ class ResNet50(FineTunable, EmbeddingModel):
     @classmethod
     def check(cls, **options: Any) -> tuple[bool, str]:
         """Runs only with weights: a file given by ``weights=`` or a checksummed download."""
-        return check_weights_with_url(cls.name, options, PUBLISHED, WHAT)
+        return check_weights(cls.name, options, PUBLISHED, WHAT)
 
     def identity(self) -> ModelIdentity:
         options: dict[str, Any] = {"variant": self.variant}

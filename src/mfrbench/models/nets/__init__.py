@@ -18,8 +18,9 @@ import io
 import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import torch
@@ -30,10 +31,12 @@ from mfrbench.fetch import cache_dir, fetch
 from mfrbench.models.base import Options, Preprocess, to_tensor
 
 __all__ = [
+    "URL_SCHEMES",
     "Published",
     "WeightsSource",
     "build_empty",
     "check_weights",
+    "default_size",
     "embed_batches",
     "fit_width",
     "load_weights",
@@ -197,20 +200,60 @@ class WeightsSource:
         return self.path
 
 
+#: URL schemes ``url=`` accepts (what :func:`mfrbench.fetch.fetch` can read).
+URL_SCHEMES = ("http", "https", "file")
+
+
+def _url_file_name(model: str, url: str) -> str:
+    """The file name a ``url=`` download is cached under: the last segment of its path."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in URL_SCHEMES:
+        raise UserError(f"{model}: url={url!r} is invalid: expected an http(s):// or file:// URL")
+    path = unquote(parts.path)
+    name = "" if path.endswith("/") else PurePosixPath(path).name
+    if name in ("", ".", "..") or "\\" in name:
+        raise UserError(f"{model}: url={url!r} is invalid: it must end in a file name")
+    return name
+
+
+def _sha256_hex(model: str, digest: str) -> str:
+    """``sha256=`` as 64 lower-case hex digits (an optional ``sha256:`` prefix dropped)."""
+    digest = digest.strip().lower().removeprefix("sha256:")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise UserError(f"{model}: sha256={digest!r} is not 64 hex digits")
+    return digest
+
+
 def weights_source(
     model: str,
     opts: Options,
     published: Mapping[str, Published],
     what: str,
 ) -> WeightsSource:
-    """Read ``weights=PATH`` or ``pretrained=NAME sha256=HEX`` from ``opts``.
+    """Read the weights options from ``opts``: where the plugin's weights come from.
 
-    ``what`` describes the expected file for the refusal message. Raises UserError when no
-    weights are given (random weights are never used), when both are given, for an unknown
-    ``pretrained`` name, and for a download without ``sha256`` (these files have no published
-    checksum, and mfrbench downloads nothing unverified).
+    - ``weights=PATH``: a local file.
+    - ``pretrained=NAME sha256=HEX``: NAME's published file, downloaded into
+      ``<cache>/models/<its file name>``. When that name carries a sha256 prefix
+      (:attr:`Published.sha256_prefix`, e.g. torchvision's ``resnet50-0676ba61.pth``), the
+      digest must start with it.
+    - ``url=URL sha256=HEX`` (``http(s)://`` or ``file://``): download from URL instead. With
+      ``pretrained=NAME`` it is a mirror (or a local server) of NAME's file: cached under
+      NAME's file name, whose sha256 prefix must still match. Alone it is any weights file,
+      cached under ``<cache>/models/<URL's file name>``.
+
+    Downloads are :func:`mfrbench.fetch.fetch`'s (verified, atomic). ``what`` describes the
+    expected file for the refusal message. Raises UserError when no weights are given (random
+    weights are never used), for ``weights=`` with ``pretrained=`` or ``url=``, an unknown
+    ``pretrained`` name, a malformed URL, and a download without ``sha256`` (these files have
+    no published checksum, and mfrbench downloads nothing unverified).
     """
+    url = opts.str("url")
+    url = url.strip() if url is not None else None
+    url_name = _url_file_name(model, url) if url is not None else ""
     path = opts.str("weights")
+    if url is not None and path:
+        raise UserError(f"{model}: pass either weights=PATH (a local file) or url=URL, not both")
     names = ", ".join(published)
     name = opts.str("pretrained", "") or ""
     if name and name not in published:
@@ -223,12 +266,20 @@ def weights_source(
         if digest:
             raise UserError(f"{model}: sha256= applies to pretrained= downloads, not weights=")
         return WeightsSource(Path(path).expanduser(), label=f"weights={path}")
-    if not name:
+    if not name and url is None:
         also = f", or pretrained={'|'.join(published)} sha256=HEX to download" if published else ""
         raise UserError(
-            f"{model}: no weights: pass --model-opt weights=PATH ({what}){also}; "
-            "random weights are never used"
+            f"{model}: no weights: pass --model-opt weights=PATH ({what}){also}, or url=URL "
+            "sha256=HEX to download from elsewhere; random weights are never used"
         )
+    if not name:
+        if not digest:
+            raise UserError(
+                f"{model}: url= downloads must be verified: pass --model-opt sha256=HEX (the "
+                f"sha256 of {url}), or download it yourself and pass weights=PATH"
+            )
+        dest = cache_dir() / "models" / url_name
+        return WeightsSource(dest, f"url={url}", url=url, sha256=_sha256_hex(model, digest))
     source = published[name]
     if not digest:
         raise UserError(
@@ -236,16 +287,15 @@ def weights_source(
             f"unverified: pass --model-opt sha256=HEX (the sha256 of {source.url}), or download "
             "it yourself and pass weights=PATH"
         )
-    digest = digest.strip().lower().removeprefix("sha256:")
-    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise UserError(f"{model}: sha256={digest!r} is not 64 hex digits")
+    digest = _sha256_hex(model, digest)
     if not digest.startswith(source.sha256_prefix):
         raise UserError(
             f"{model}: sha256={digest[:12]}... cannot be {source.url}, whose name says its "
             f"sha256 starts with {source.sha256_prefix}"
         )
     dest = cache_dir() / "models" / Path(source.url).name
-    return WeightsSource(dest, label=f"pretrained={name}", url=source.url, sha256=digest)
+    label = f"pretrained={name}" if url is None else f"pretrained={name} from {url}"
+    return WeightsSource(dest, label, url=source.url if url is None else url, sha256=digest)
 
 
 def check_weights(
@@ -254,7 +304,8 @@ def check_weights(
     """``check()`` for a weights-only plugin: parse the options and look for the file.
 
     Every option is consumed leniently (the plugin validates the others when created); only
-    the weights options are judged here.
+    the weights options (``weights=``, ``pretrained=``, ``sha256=``, ``url=``; see
+    :func:`weights_source`) are judged here. Nothing is downloaded.
     """
     opts = Options(model, options)
     try:
@@ -264,6 +315,8 @@ def check_weights(
     if source.url is not None:
         if source.path.is_file():
             return True, f"{source.label}: cached at {source.path}"
+        if options.get("url") is not None:  # the label already names the URL
+            return True, f"{source.label}: downloads on first use"
         return True, f"{source.label}: downloads {source.url} on first use"
     if not source.path.is_file():
         return False, f"{model}: weights file not found: {source.path} ({source.label})"
@@ -274,6 +327,15 @@ def check_weights(
 
 #: Images per forward pass inside :func:`embed_batches` (bounds memory; the evaluator batches).
 CHUNK = 32
+
+
+def default_size(crop: str, width: int) -> tuple[int, int] | None:
+    """Input (w, h) keeping the crop's aspect: square face, 2:1 upper half, None = per image."""
+    if crop == "face":
+        return width, width
+    if crop == "upper-half":
+        return width, width // 2
+    return None
 
 
 def fit_width(image: np.ndarray, width: int) -> np.ndarray:
