@@ -259,6 +259,8 @@ class FineTunable:
 
     net: torch.nn.Module
     weights_digest: str
+    name: str
+    version: str
 
     def blocks(self) -> list[tuple[str, torch.nn.Module]]:
         """(name, module) of the network's stages in input -> output order."""
@@ -324,6 +326,13 @@ class FineTunable:
     def finetuned_blocks(self) -> tuple[str, ...]:
         """Names of the blocks replaced by :meth:`load_finetuned` (empty when none)."""
         return getattr(self, "_finetuned_blocks", ())
+
+    def tuned_identity(self, options: Mapping[str, Any]) -> ModelIdentity:
+        """The model's identity with ``options``, plus ``finetuned`` blocks once any are loaded."""
+        opts = dict(options)
+        if self.finetuned_blocks:
+            opts["finetuned"] = list(self.finetuned_blocks)
+        return ModelIdentity(self.name, self.version, self.weights_digest, opts)
 
     def load_finetuned(self, state: Mapping[str, Any]) -> None:
         """Load a :meth:`finetuned_state` (numpy arrays or tensors) and change the identity.

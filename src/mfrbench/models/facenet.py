@@ -112,15 +112,7 @@ class FaceNet(FineTunable, EmbeddingModel):
         return check_weights(cls.name, options, PUBLISHED, WHAT)
 
     def identity(self) -> ModelIdentity:
-        options: dict[str, Any] = {}
-        if self.finetuned_blocks:
-            options["finetuned"] = list(self.finetuned_blocks)
-        return ModelIdentity(
-            name=self.name,
-            version=self.version,
-            weights_digest=self.weights_digest,
-            options=options,
-        )
+        return self.tuned_identity({})
 
     def blocks(self) -> list[tuple[str, torch.nn.Module]]:
         """The stem, the Inception-ResNet stages, and the 1792 -> 512 embedding layer."""

@@ -149,15 +149,7 @@ class ResNet50(FineTunable, EmbeddingModel):
         return check_weights(cls.name, options, PUBLISHED, WHAT)
 
     def identity(self) -> ModelIdentity:
-        options: dict[str, Any] = {"variant": self.variant}
-        if self.finetuned_blocks:
-            options["finetuned"] = list(self.finetuned_blocks)
-        return ModelIdentity(
-            name=self.name,
-            version=self.version,
-            weights_digest=self.weights_digest,
-            options=options,
-        )
+        return self.tuned_identity({"variant": self.variant})
 
     def blocks(self) -> list[tuple[str, torch.nn.Module]]:
         """``stem`` (conv1, bn1, relu, maxpool), ``layer1`` .. ``layer4``."""
