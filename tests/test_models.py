@@ -221,7 +221,7 @@ def test_third_party_entry_point(monkeypatch):
     assert not rows["unrunnable"]["ok"] and "weights=PATH" in rows["unrunnable"]["reason"]
     assert not rows["broken"]["ok"] and "no_such_package_xyz" in rows["broken"]["reason"]
     assert rows["eigenface"]["ok"]  # the fallback still lists built-ins absent from metadata
-    assert "onnx:PATH" in rows
+    assert "onnx:PATH" in rows and rows["siamese:DIR"]["ok"]
 
 
 def test_entry_point_overrides_builtin_and_conflicts_are_reported(monkeypatch):

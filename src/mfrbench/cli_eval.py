@@ -91,7 +91,7 @@ def stage_progress() -> tuple[Progress, Callable[[str, int, int], None]]:
 def eval_command(
     model: Annotated[
         str,
-        typer.Option(help="plugin:NAME, onnx:PATH or python:package.module:factory."),
+        typer.Option(help="plugin:NAME, onnx:PATH, python:package.module:factory or siamese:DIR."),
     ],
     protocol: Annotated[Path, typer.Option(help="A frozen protocol file.")],
     root: Annotated[

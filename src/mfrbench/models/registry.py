@@ -226,4 +226,12 @@ def list_models() -> list[dict[str, Any]]:
 
     ok, reason = onnxruntime_status()
     rows.append({"name": "onnx:PATH", "source": "built-in runner", "ok": ok, "reason": reason})
+    rows.append(
+        {
+            "name": "siamese:DIR",
+            "source": "a folder written by mfrbench train siamese (over its backbone plugin)",
+            "ok": True,
+            "reason": "",
+        }
+    )
     return rows
