@@ -122,6 +122,12 @@ def write_bytes_atomic(dest: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def write_json_atomic(dest: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON (sorted keys, NaN refused) atomically, for people to read."""
+    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    write_bytes_atomic(dest, text.encode("utf-8"))
+
+
 def write_table_atomic(table: pa.Table, dest: Path) -> None:
     """Write one Parquet file atomically with fixed, deterministic writer settings."""
     with atomic_path(dest) as tmp:

@@ -42,6 +42,7 @@ from mfrbench.manifest import (
     rows_to_table,
     with_metadata,
     write_bytes_atomic,
+    write_json_atomic,
     write_table_atomic,
 )
 from mfrbench.vision import augment
@@ -443,7 +444,7 @@ def _prepare_out(out: Path, config: SynthConfig, overwrite: bool) -> None:
         raise UserError(f"{out} exists and is not an mfrbench synth output; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     run = {"params": config.params(), "params_digest": config.digest(), "tool_version": __version__}
-    write_bytes_atomic(run_file, (json.dumps(run, indent=2, sort_keys=True) + "\n").encode())
+    write_json_atomic(run_file, run)
 
 
 def load_records(config: SynthConfig, *, download: bool = False) -> tuple[Path, list[Record]]:

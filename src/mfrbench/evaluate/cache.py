@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mfrbench.manifest import write_bytes_atomic, write_table_atomic
+from mfrbench.manifest import write_json_atomic, write_table_atomic
 
 SHARD_GLOB = "shard-*.parquet"
 
@@ -106,8 +105,7 @@ class EmbeddingCache:
     def _write_meta(self) -> None:
         path = self.dir / "meta.json"
         if not path.is_file() and self.meta:
-            text = json.dumps(self.meta, indent=2, sort_keys=True) + "\n"
-            write_bytes_atomic(path, text.encode("utf-8"))
+            write_json_atomic(path, self.meta)
 
     def put(self, keys: Sequence[str], embeddings: np.ndarray) -> Path | None:
         """Store one batch as a new shard (atomic). Returns its path, or None for no rows."""

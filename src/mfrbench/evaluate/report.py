@@ -8,7 +8,6 @@ state), so they work headless and from worker threads.
 from __future__ import annotations
 
 import io
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mfrbench.evaluate import metrics
-from mfrbench.manifest import write_bytes_atomic
+from mfrbench.manifest import write_bytes_atomic, write_json_atomic
 
 _FARS_SHOWN = ("0.1", "0.01", "0.001", "0.0001")
 
@@ -295,8 +294,7 @@ def write_reports(report: Mapping[str, Any], out: Path) -> dict[str, Path]:
     """Write ``report.json`` (sorted keys, 2-space indent) and ``report.md`` atomically."""
     out = Path(out)
     paths = {"report_json": out / "report.json", "report_md": out / "report.md"}
-    text = json.dumps(report, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    write_bytes_atomic(paths["report_json"], text.encode("utf-8"))
+    write_json_atomic(paths["report_json"], report)
     write_bytes_atomic(paths["report_md"], (render_markdown(report) + "\n").encode("utf-8"))
     return paths
 

@@ -26,7 +26,6 @@ Outputs in ``out``: ``siamese.json``, ``heads.safetensors``, ``identities.json``
 from __future__ import annotations
 
 import hashlib
-import json
 import resource
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +38,7 @@ import pyarrow as pa
 
 from mfrbench import __version__
 from mfrbench.errors import UserError
-from mfrbench.manifest import write_bytes_atomic, write_table_atomic
+from mfrbench.manifest import write_json_atomic, write_table_atomic
 from mfrbench.models.base import EmbeddingModel, HeadModel
 from mfrbench.models.siamese import (
     BACKBONE,
@@ -462,8 +461,8 @@ def train_siamese(
         "cross_validation": cv,
         "weights": {"file": WEIGHTS, "sha256": digest},
     }
-    _write_json(out / CONFIG, config)
-    _write_json(out / IDENTITIES, seen)
+    write_json_atomic(out / CONFIG, config)
+    write_json_atomic(out / IDENTITIES, seen)
     write_table_atomic(_log_table(log), out / "train_log.parquet")
     files = {"weights": weights, "config": out / CONFIG, "log": out / "train_log.parquet"}
     if plots:
@@ -481,13 +480,8 @@ def train_siamese(
         "unembedded_images": sorted(bad),
         "files": {k: Path(v).name for k, v in sorted(files.items())},
     }  # fmt: skip
-    _write_json(out / "train_report.json", report)
+    write_json_atomic(out / "train_report.json", report)
     return SiameseResult(out, digest, config, log, timings, peak)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def _log_table(log: Sequence[Mapping[str, Any]]) -> pa.Table:
