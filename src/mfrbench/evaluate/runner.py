@@ -434,16 +434,20 @@ def embed_with_cache(
     cache_dir: str | Path | None = None,
     workers: int = 1,
     batch_size: int = 32,
+    prepared: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     stats: EmbedStats | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, str]]]:
-    """Embed ImageRefs with a pretrained model through its cache; ``spec`` = (spec, options)
-    lets worker processes rebuild the model (else it is pickled)."""
+    """Embed ImageRefs through the model's cache (see :func:`embed_images`), then compact it.
+
+    ``spec`` = (spec, options) lets worker processes rebuild the model (else it is pickled);
+    ``prepared`` inputs are embedded in-process.
+    """
     stats = stats if stats is not None else EmbedStats()
     cache = model_cache(model, cache_dir)
     stats.cache_dirs.append(str(cache.dir))
     source = None
-    if workers > 1:
+    if workers > 1 and prepared is None:
         source = _worker_source(model, spec[0] if spec else None, spec[1] if spec else {})
     out = embed_images(
         model,
@@ -453,6 +457,7 @@ def embed_with_cache(
         workers=workers,
         batch_size=batch_size,
         source=source,
+        prepared=prepared,
         progress=progress,
         stats=stats,
     )
@@ -511,20 +516,22 @@ def _embed_heads(
 # ----------------------------------------------------------------------------- planning
 
 
+def _image_ids(pairs: Sequence[Mapping[str, Any]], idx: Sequence[int]) -> list[str]:
+    """The sorted image ids of the pairs at ``idx``."""
+    return sorted({pairs[i][s] for i in idx for s in ("a", "b")})
+
+
 def _pair_groups(protocol: dict, eval_idx: list[int], needs_fit: bool) -> tuple[list[_Group], str]:
     """The embedding spaces of a run and a sentence saying how the model was fitted."""
     pairs, images = protocol["pairs"], {img["id"]: img for img in protocol["images"]}
 
-    def ids_of(idx: Sequence[int]) -> list[str]:
-        return sorted({pairs[i][s] for i in idx for s in ("a", "b")})
-
     if not needs_fit:
-        return [_Group("all", eval_idx, ids_of(eval_idx))], "not fitted (pretrained)"
+        return [_Group("all", eval_idx, _image_ids(pairs, eval_idx))], "not fitted (pretrained)"
     train = [i for i, p in enumerate(pairs) if p["split"] == "train"]
     if train:
-        fit_ids = ids_of(train)
+        fit_ids = _image_ids(pairs, train)
         how = f"fitted once on the {len(fit_ids)} images of the train split's pairs"
-        return [_Group("train", eval_idx, ids_of(eval_idx), fit_ids)], how
+        return [_Group("train", eval_idx, _image_ids(pairs, eval_idx), fit_ids)], how
     folds = sorted({pairs[i]["fold"] for i in eval_idx})
     if None in folds or len(folds) < 2:
         raise UserError(
@@ -534,9 +541,9 @@ def _pair_groups(protocol: dict, eval_idx: list[int], needs_fit: bool) -> tuple[
     groups = []
     for fold in folds:
         idx = [i for i in eval_idx if pairs[i]["fold"] == fold]
-        held_ids = ids_of(idx)
+        held_ids = _image_ids(pairs, idx)
         held_identities = {images[i]["identity"] for i in held_ids}
-        others = ids_of([i for i in eval_idx if pairs[i]["fold"] != fold])
+        others = _image_ids(pairs, [i for i in eval_idx if pairs[i]["fold"] != fold])
         fit_ids = [i for i in others if images[i]["identity"] not in held_identities]
         groups.append(_Group(f"fold {fold}", idx, held_ids, fit_ids))
     how = (
@@ -557,9 +564,6 @@ def _head_groups(protocol: dict, eval_idx: list[int], model: HeadModel) -> tuple
 
     pairs, images = protocol["pairs"], {img["id"]: img for img in protocol["images"]}
 
-    def ids_of(idx: Sequence[int]) -> list[str]:
-        return sorted({pairs[i][s] for i in idx for s in ("a", "b")})
-
     if model.trained_on is not None:
         if protocol["digest"] != model.trained_on:
             raise UserError(
@@ -571,11 +575,13 @@ def _head_groups(protocol: dict, eval_idx: list[int], model: HeadModel) -> tuple
         groups = []
         for fold in folds:
             idx = [i for i in eval_idx if pairs[i]["fold"] == fold]
-            groups.append(_Group(f"fold {fold}", idx, ids_of(idx), head=model.head_for_fold(fold)))
+            groups.append(
+                _Group(f"fold {fold}", idx, _image_ids(pairs, idx), head=model.head_for_fold(fold))
+            )
         how = f"trained per held-out fold ({len(groups)} heads), each scoring only its fold"
     else:
         head = model.head_for_fold(None)
-        groups = [_Group("all", eval_idx, ids_of(eval_idx), head=head)]
+        groups = [_Group("all", eval_idx, _image_ids(pairs, eval_idx), head=head)]
         how = f"trained head {head!r}"
     for group in groups:
         tested = {
@@ -943,24 +949,18 @@ def evaluate(
                     }
                 )
                 t_fit += time.perf_counter() - tf
-            cache = model_cache(current, cache_dir)
-            stats.cache_dirs.append(str(cache.dir))
-            use_pool = workers > 1 and prepared is None
-            source = _worker_source(current, spec, options or {}) if use_pool else None
-            group_images = [images[i] for i in group.embed_ids]
-            emb, bad = embed_images(
+            emb, bad = embed_with_cache(
                 current,
-                group_images,
+                [images[i] for i in group.embed_ids],
                 root,
-                cache,
+                spec=(spec, options or {}) if spec is not None else None,
+                cache_dir=cache_dir,
                 workers=workers,
                 batch_size=batch_size,
-                source=source,
                 prepared=prepared,
                 progress=progress,
                 stats=stats,
             )
-            cache.compact()
             space_emb.append(emb)
             space_bad.append(bad)
     t = lap("embed", t)
@@ -1004,7 +1004,7 @@ def evaluate(
     for gi, idx in enumerate(scored):  # spaces may differ in dimension (per-fold fits)
         if not idx:
             continue
-        ids = sorted({pairs[i][s] for i in idx for s in ("a", "b")})
+        ids = _image_ids(pairs, idx)
         at = {image_id: k for k, image_id in enumerate(ids)}
         matrix = np.stack([space_emb[gi][image_id] for image_id in ids])
         ia = np.asarray([at[pairs[i]["a"]] for i in idx])
