@@ -38,11 +38,11 @@ def rotate(points: np.ndarray, degrees: float, centre: np.ndarray) -> np.ndarray
     return (points - centre) @ r.T + centre
 
 
-def test_paper_polygon_is_hull_of_jaw_3_15_and_29(astronaut) -> None:
+def test_paper_polygon_is_hull_of_1_based_points_3_15_and_29(astronaut) -> None:
     _, canon = astronaut
     poly = mask_polygon(canon)
     assert poly.dtype == np.int32 and poly.ndim == 2 and poly.shape[1] == 2
-    used = np.rint(canon[[*range(3, 16), 29]]).astype(np.int32)
+    used = np.rint(canon[[*range(2, 15), 28]]).astype(np.int32)
     # Every vertex is one of the rounded anchor points, and every anchor lies inside or on it.
     assert {tuple(p) for p in poly} <= {tuple(p) for p in used}
     contour = poly.reshape(-1, 1, 2)
@@ -52,6 +52,46 @@ def test_paper_polygon_is_hull_of_jaw_3_15_and_29(astronaut) -> None:
     # Points outside the shape's definition can fall outside (e.g. the eyes).
     eye = canon[list(A.EYES)].mean(axis=0)
     assert cv2.pointPolygonTest(contour, (float(eye[0]), float(eye[1])), False) < 0
+
+
+def _frontal(canon: np.ndarray) -> np.ndarray:
+    """A perfectly frontal face: real landmarks averaged with their own mirror image."""
+    centre_x = float(canon[list(A.NOSE_BRIDGE), 0].mean())
+    mirrored = canon[list(A.MIRROR68)].copy()
+    mirrored[:, 0] = 2 * centre_x - mirrored[:, 0]
+    return (canon + mirrored) / 2
+
+
+def test_mirror_table_is_an_involution() -> None:
+    assert sorted(A.MIRROR68) == list(range(68))
+    assert all(A.MIRROR68[A.MIRROR68[i]] == i for i in range(68))
+
+
+def test_paper_polygon_is_mirror_symmetric_on_a_frontal_face(astronaut) -> None:
+    _, canon = astronaut
+    face = _frontal(canon)
+    centre_x = float(face[list(A.NOSE_BRIDGE), 0].mean())
+    poly = mask_polygon(face).astype(np.float64)
+    flipped = poly.copy()
+    flipped[:, 0] = 2 * centre_x - flipped[:, 0]
+    # Every vertex has a mirror partner within a pixel or two (integer rounding).
+    gaps = [float(np.min(np.hypot(*(poly - p).T))) for p in flipped]
+    assert max(gaps) <= 2.0, gaps
+    left = centre_x - poly[:, 0].min()
+    right = poly[:, 0].max() - centre_x
+    assert abs(left - right) <= 2.0
+    # The 0-based reading of "3..15, 29" is not: it overlaps its own mirror image far less.
+    old = cv2.convexHull(np.rint(face[[*range(3, 16), 29]]).astype(np.int32)).reshape(-1, 2)
+    shape = (512, 512)
+
+    def mirror_iou(p: np.ndarray) -> float:
+        m = p.astype(np.float64).copy()
+        m[:, 0] = 2 * centre_x - m[:, 0]
+        a, b = raster(p.astype(np.int32), shape), raster(np.rint(m).astype(np.int32), shape)
+        return float((a & b).sum() / (a | b).sum())
+
+    assert mirror_iou(mask_polygon(face)) >= 0.97
+    assert mirror_iou(old) < mirror_iou(mask_polygon(face)) - 0.05
 
 
 def test_polygons_are_deterministic(astronaut) -> None:

@@ -29,6 +29,24 @@ OUTER_LIPS: tuple[int, ...] = tuple(range(48, 60))
 INNER_LIPS: tuple[int, ...] = tuple(range(60, 68))
 MOUTH: tuple[int, ...] = OUTER_LIPS + INNER_LIPS
 
+
+def _mirror68() -> tuple[int, ...]:
+    pairs = [(i, 16 - i) for i in range(17)]  # jaw
+    pairs += [(17 + i, 26 - i) for i in range(5)]  # brows
+    pairs += [(i, i) for i in NOSE_BRIDGE]
+    pairs += [(31 + i, 35 - i) for i in range(5)]  # nostrils
+    pairs += [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes
+    pairs += [(48 + i, 54 - i) for i in range(7)] + [(55 + i, 59 - i) for i in range(5)]
+    pairs += [(60 + i, 64 - i) for i in range(5)] + [(65 + i, 67 - i) for i in range(3)]
+    table = [-1] * 68
+    for a, b in pairs:
+        table[a], table[b] = b, a
+    return tuple(table)
+
+
+#: MIRROR68[i]: the point that sits where i would on the face mirrored left-right.
+MIRROR68: tuple[int, ...] = _mirror68()
+
 # MediaPipe face-mesh vertex for each dlib position, group by group in dlib order.
 # Start: the commonly used dlib<->mesh table. Checked against dlib on real LFW faces
 # (dlib HOG boxes, 289 lfw-mini faces, cross-checked on 695 held-out LFW faces) and changed

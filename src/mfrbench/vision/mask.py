@@ -26,8 +26,16 @@ class MaskShape:
     points: Callable[[np.ndarray], np.ndarray]
 
 
+#: The LFW masking paper's "14 points (3-15, 29)" on dlib's 68-point figure, which numbers the
+#: points 1..68: 0-based jaw 2..14 (mirror pairs 2/14, 3/13, ... around the chin, 8) and 28, the
+#: second nose-bridge point. Read as 0-based indices (3..15, 29) the hull is visibly slanted:
+#: its top edge runs from jaw point 3 on one side to 15, near the ear, on the other
+#: (docs/masks.md shows both).
+PAPER_POINTS: tuple[int, ...] = (*range(2, 15), 28)
+
+
 def _paper_points(canon: np.ndarray) -> np.ndarray:
-    return canon[[*range(3, 16), A.NOSE_MID]]
+    return canon[list(PAPER_POINTS)]
 
 
 def _face_up(canon: np.ndarray) -> np.ndarray:
@@ -89,7 +97,7 @@ MASK_SHAPES: dict[str, MaskShape] = {
     for shape in (
         MaskShape(
             "paper",
-            "LFW masking paper: hull of jaw points 3..15 and nose-bridge point 29",
+            "LFW masking paper: hull of dlib points 3..15 and 29 (1-based; 0-based 2..14, 28)",
             _paper_points,
         ),
         MaskShape(
@@ -125,10 +133,9 @@ def mask_polygon(canon68: np.ndarray, shape: str = "paper") -> np.ndarray:
     """Mask outline for one face: (K, 2) int32 convex-hull vertices in image pixels.
 
     ``canon68`` is the (68, 2) canonical landmark array. The default ``"paper"`` shape is the
-    LFW masking paper's: the filled convex hull of canonical points 3..15 (0-based jaw indices,
-    inclusive) and 29 (nose bridge). 0-based 3..15 is slightly asymmetric (three jaw points
-    left out on the image-left side, one on the image-right side); this follows the paper's
-    "(3–15, 29)" literally rather than guessing at its intent. The ``nist-*`` shapes take jaw
+    LFW masking paper's: the filled convex hull of its "14 points (3-15, 29)" on dlib's 1-based
+    68-point figure, i.e. 0-based jaw points 2..14 and nose-bridge point 28
+    (:data:`PAPER_POINTS`); mirror-symmetric on a frontal face. The ``nist-*`` shapes take jaw
     points 1..15 and cut them with a straight top edge, perpendicular to the face's vertical
     axis, at the nose tip, mid-nose or upper nose bridge (NIST IR 8311-style coverage levels).
     """
