@@ -20,12 +20,12 @@ M="$WORK/manifest.parquet"
 # 2. The official view-2 pairs, second image masked (colour by seeded hash).
 $MB pairs lfw "$M" --official "$LFW/pairs.txt" --pair-types masked-unmasked \
     --colors black,white,blue --seed 0 --name lfw-view2-masked-v1 --citation "$CITE" \
-    --description "LFW view 2 (official 6000 pairs, 10 folds) with the second image of each pair wearing a synthetic mask (LFW masking paper polygon: dlib points 3..15 and 29; colour black, white or sky blue by seeded hash); MTCNN + dlib 68 landmarks; upper-half ROI at 112x56; first image unmasked with the same crop." \
+    --description "LFW view 2 (official 6000 pairs, 10 folds) with the second image of each pair wearing a synthetic mask (LFW masking paper polygon: dlib points 3..15 and 29 numbered 1..68 as in the paper; colour black, white or sky blue by seeded hash); MTCNN + dlib 68 landmarks; upper-half ROI at 112x56; first image unmasked with the same crop." \
     --out "$OUT/lfw-view2-masked-v1.json"
 # 3. Its unmasked control: the same pairs, both sides unmasked.
 $MB pairs lfw "$M" --official "$LFW/pairs.txt" --pair-types unmasked-unmasked --seed 0 \
     --name lfw-view2-unmasked-v1 --citation "$CITE" \
-    --description "Unmasked control for lfw-view2-masked-v1: the same official LFW view 2 pairs, both images unmasked, same MTCNN face boxes and upper-half ROI at 112x56." \
+    --description "Unmasked control for lfw-view2-masked-v1: the same official LFW view 2 pairs, both images unmasked, same MTCNN face boxes, five points and 68 anchors, upper-half ROI at 112x56." \
     --out "$OUT/lfw-view2-unmasked-v1.json"
 # 4. Ten identity-disjoint folds, masked probe vs unmasked reference plus the unmasked control.
 $MB pairs lfw "$M" --folds 10 --per-fold 300 --pair-types masked-unmasked,unmasked-unmasked \

@@ -236,6 +236,55 @@ def test_mfr2_records_and_pairs_file(tmp_path: Path, jpgs: list[Path]) -> None:
     _put(root, "pairs.txt", b"Aamir_Khan 1 2\n")
     assert ds.pairs_file() == root / "pairs.txt"
     assert len(list(ds.records())) == 3  # the pair list is not a record
+    assert all(r.mask_type is None and r.real_mask is None for r in ds.records())
+
+
+def test_mfr2_labels_in_mfr2s_format(tmp_path: Path, jpgs: list[Path]) -> None:
+    """``mfr2_labels.txt`` exactly as MFR2 ships it: ``Name, number, type`` per image."""
+    root = tmp_path / "mfr2"
+    for i, name in enumerate(
+        (
+            "AdrianDunbar/AdrianDunbar_0001.png",
+            "AdrianDunbar/AdrianDunbar_0002.png",
+            "AdrianDunbar/AdrianDunbar_0003.png",
+            "AlanMulally/AlanMulally_0001.png",
+        )
+    ):
+        _put(root, name, jpgs[i])
+    _put(
+        root,
+        "mfr2_labels.txt",
+        b"AdrianDunbar, 1, surgical_blue\nAdrianDunbar, 2, no-mask\n\nAlanMulally, 1, KN95\n",
+    )
+    records = {r.rel_path: r for r in get_dataset("mfr2", root=root).records()}
+    got = {k: (r.mask_type, r.real_mask) for k, r in records.items()}
+    assert got == {
+        "AdrianDunbar/AdrianDunbar_0001.png": ("surgical_blue", True),
+        "AdrianDunbar/AdrianDunbar_0002.png": ("no-mask", False),
+        "AdrianDunbar/AdrianDunbar_0003.png": (None, None),  # not labelled: unknown
+        "AlanMulally/AlanMulally_0001.png": ("KN95", True),
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (b"AdrianDunbar, 1\n", "expected 'identity, number, mask_type'"),
+        (b"AdrianDunbar, one, N95\n", "not a positive integer"),
+        (b"AdrianDunbar, 0, N95\n", "not a positive integer"),
+        (b"AdrianDunbar, 1, surgical blue\n", "not a plain name"),
+        (b"AdrianDunbar, 1, N95\nAdrianDunbar, 1, N99\n", "labelled 'N95' and 'N99'"),
+    ],
+)
+def test_mfr2_labels_refuse_malformed_lines(
+    tmp_path: Path, jpgs: list[Path], text: bytes, needle: str
+) -> None:
+    root = tmp_path / "mfr2"
+    _put(root, "AdrianDunbar/AdrianDunbar_0001.png", jpgs[0])
+    _put(root, "mfr2_labels.txt", text)
+    with pytest.raises(UserError, match=needle) as err:
+        get_dataset("mfr2", root=root)
+    assert "mfr2_labels.txt:" in str(err.value)
 
 
 # ----------------------------------------------------------------------------- lfw

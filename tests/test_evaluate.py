@@ -11,11 +11,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from faceref import face
 
 from mfrbench.errors import ImageError, UserError
 from mfrbench.evaluate import cache as cache_mod
 from mfrbench.evaluate import scores as scores_mod
-from mfrbench.evaluate.prepare import content_key, fit_into, prepare, protocol_roi_kind
+from mfrbench.evaluate.prepare import content_key, fit_into, prepare
 from mfrbench.evaluate.runner import check_output, evaluate, load_run
 from mfrbench.models.base import EmbeddingModel, ModelIdentity, Preprocess
 from mfrbench.protocol import freeze, load_protocol, render_image, write_protocol
@@ -49,11 +50,9 @@ def _ref(src: str, identity: str, sha: str, variant: str) -> dict[str, Any]:
         "color": colour,
         "color_rgb": COLOURS[colour] if masked else None,
         "mask_polygon": POLYGON if masked else None,
-        "face_box": FACE_BOX,
         "roi_box": list(box),
         "out_wh": list(output_size("upper-half", 56)),
-        "detector": _detector(sha),
-        "landmarks": "dlib",
+        **face(FACE_BOX, detector=_detector(sha)),
     }
 
 
@@ -177,7 +176,6 @@ def test_protocol_crop_equals_protocol_render(tiny: dict[str, Any]) -> None:
         rgb, box = prepare(img, tiny["root"], pre)
         assert box is None
         assert np.array_equal(rgb, render_image(img, tiny["root"]))
-    assert protocol_roi_kind(tiny["protocol"]["images"][0]) == "upper-half"
 
 
 def test_face_and_upper_half_crops_relate(tiny: dict[str, Any]) -> None:
@@ -202,10 +200,13 @@ def test_frame_crop_gives_box_and_moves_it(tiny: dict[str, Any]) -> None:
     assert small.shape == (125, 125, 3) and moved == (30, 30, 95, 95)
 
 
-def test_eye_band_refused_on_upper_half_protocol(tiny: dict[str, Any]) -> None:
+def test_eye_band_comes_from_the_frozen_landmarks(tiny: dict[str, Any]) -> None:
     img = tiny["protocol"]["images"][0]
-    with pytest.raises(UserError, match="eye-band"):
-        prepare(img, tiny["root"], Preprocess(None, "rgb", (0.0,), (1.0,), "eye-band"))
+    band, _ = prepare(img, tiny["root"], Preprocess(None, "rgb", (0.0,), (1.0,), "eye-band"))
+    canon = np.asarray(img["landmarks68"])
+    box = roi_box("eye-band", FACE_BOX, canon, (250, 250))
+    assert band.shape == (box[3] - box[1], box[2] - box[0], 3)
+    assert abs(band.shape[1] / band.shape[0] - 3.0) < 0.05
 
 
 def test_prepare_checks_source_hash(tiny: dict[str, Any], tmp_path: Path) -> None:
@@ -356,7 +357,9 @@ def test_metrics_by_detector_and_landmarks(tiny, tmp_path: Path) -> None:
     assert "Every scored test pair: landmarks dlib." in md
 
 
-def test_real_photo_protocol_has_no_detector_breakdown(lfw_mini: Path, tmp_path: Path) -> None:
+def test_undetected_real_photo_protocol_has_no_detector_breakdown(
+    lfw_mini: Path, tmp_path: Path
+) -> None:
     from mfrbench.datasets import get_dataset
     from mfrbench.pairs import images_from_records, lfw_folds
 
@@ -376,10 +379,13 @@ def test_real_photo_protocol_has_no_detector_breakdown(lfw_mini: Path, tmp_path:
     rows = pq.read_table(run.out_dir / "scores.parquet").to_pylist()
     assert {(r["detector"], r["landmarks"]) for r in rows} == {(None, None)}
     ver = run.report["verification"]
-    assert ver["by_detector"].startswith("not available: no evaluated pair has a synthetic")
+    assert ver["by_detector"].startswith("not available: no evaluated pair records a detector")
     assert ver["by_landmarks"].startswith("not available")
+    faces = run.report["faces"]
+    assert faces["never_detected"] == faces["no_face_fallback"] == faces["source_photos"] > 0
     md = (run.out_dir / "report.md").read_text()
     assert "detector" not in md and "landmarks" not in md
+    assert f"{faces['source_photos']} with none found (" in md
 
 
 def test_pair_value_joins_differing_sides() -> None:

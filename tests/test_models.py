@@ -425,7 +425,7 @@ def test_onnx_round_trip_matches_torch(tmp_path):
     net = _tiny_net()
     path = _export(net, tmp_path / "tiny.onnx")
     model = create_model(f"onnx:{path}", {})
-    assert model.preprocess == Preprocess((10, 12), "rgb", (0.5,), (0.5,), "face")
+    assert model.preprocess == Preprocess((10, 12), "rgb", (0.5,), (0.5,), "arcface-112")
     assert model.embedding_size == 8 and model.default_distance == "cosine"
     images = rng_images(5, (10, 12), seed=5)
     out = model.embed(images, [None] * 5)
@@ -520,67 +520,79 @@ def test_dlib_identity_and_options(dlib_model):
 
     ident = dlib_model.identity()
     assert ident.name == "dlib-resnet" and len(ident.weights_digest) == 64
-    assert ident.options == {"jitters": 1, "align": "detect"}
-    assert dlib_model.preprocess.crop == "frame" and dlib_model.preprocess.size is None
+    assert ident.options == {"jitters": 1}
+    pre = dlib_model.preprocess
+    assert (pre.crop, pre.size, pre.landmarks) == ("dlib-chip", None, "source")
     assert dlib_model.default_distance == "euclidean" and dlib_model.embedding_size == 128
     assert DlibResNet().cache_key() == dlib_model.cache_key()
     keys = {dlib_model.cache_key(), *(DlibResNet(**o).cache_key() for o in
-            ({"jitters": "2"}, {"align": "box"}))}  # fmt: skip
+            ({"jitters": "2"}, {"landmarks": "detect"}))}  # fmt: skip
     assert len(keys) == 3
     with pytest.raises(UserError, match="option jitters"):
         DlibResNet(jitters="0")
-    with pytest.raises(UserError, match="option align"):
-        DlibResNet(align="mtcnn")
+    with pytest.raises(UserError, match="option landmarks"):
+        DlibResNet(landmarks="mtcnn")
+
+
+def _real_ref(path: Path, root: Path, finder) -> dict:
+    """A real-image ImageRef with its face found as ``pairs`` commands find it."""
+    import hashlib
+
+    from mfrbench.faces import face_fields  # noqa: F401  (the fields FaceFinder returns)
+
+    rgb = _load_rgb(path)
+    rel = path.relative_to(root).as_posix()
+    return {
+        "id": f"real:{rel}",
+        "src_path": rel,
+        "src_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "synthetic": False,
+        "mask_polygon": None,
+        **finder.find(rgb),
+    }
 
 
 def test_dlib_lfw_mini_genuine_below_impostor_above(dlib_model, lfw_mini):
-    """Real faces: dlib's 0.6 convention separates 4 identities x 3 photos."""
+    """Real faces, chips from the frozen 68 anchors: dlib's 0.6 separates 4 ids x 3 photos."""
+    from mfrbench.evaluate.prepare import prepare
+    from mfrbench.faces import FaceConfig, FaceFinder
+
+    finder = FaceFinder(FaceConfig(face_policy="center"))
     people = sorted(p for p in lfw_mini.iterdir() if p.is_dir())[:4]
-    images, labels = [], []
+    chips, labels = [], []
     for k, person in enumerate(people):
         for path in sorted(person.glob("*.jpg"))[:3]:
-            images.append(_load_rgb(path))
+            ref = _real_ref(path, lfw_mini, finder)
+            assert ref["face_status"] == "ok"
+            chip, box = prepare(ref, lfw_mini, dlib_model.preprocess)
+            assert chip.shape == (150, 150, 3) and box is None
+            chips.append(chip)
             labels.append(k)
-    emb = dlib_model.embed(images, [None] * len(images))
+    emb = dlib_model.embed(chips, [None] * len(chips))
     assert emb.shape == (12, 128) and np.all(np.isfinite(emb))
     genuine, impostor = [], []
-    for i, j in itertools.combinations(range(len(images)), 2):
+    for i, j in itertools.combinations(range(len(chips)), 2):
         d = float(np.linalg.norm(emb[i] - emb[j]))
         (genuine if labels[i] == labels[j] else impostor).append(d)
     assert np.mean(np.array(genuine) < 0.6) >= 0.8, genuine
     assert np.mean(np.array(impostor) > 0.6) >= 0.95, impostor
     assert max(genuine) < np.median(impostor)
     # Same input, same bytes; and an image's embedding does not depend on its batch.
-    again = dlib_model.embed(images[4:6], [None, None])
+    again = dlib_model.embed(chips[4:6], [None, None])
     assert again.tobytes() == emb[4:6].tobytes()
+    with pytest.raises(ValueError, match="RGB uint8"):
+        dlib_model.embed([chips[0][:, :, 0]], [None])
 
 
-def test_dlib_box_hint_and_fallbacks(dlib_model, lfw_mini):
+def test_dlib_detect_pipeline_and_fallbacks(dlib_model, lfw_mini):
+    """``landmarks=detect``: HOG near the hint, else the hint; the 5-point predictor inside."""
+    from mfrbench.evaluate.prepare import dlib_pipeline_chip, search_region
+
     path = sorted(sorted(p for p in lfw_mini.iterdir() if p.is_dir())[0].glob("*.jpg"))[0]
     rgb = _load_rgb(path)
-    # LFW faces sit in the centre; an MTCNN-style hint box (taller than HOG's) around it.
-    hint = (70, 55, 180, 200)
-    rect = dlib_model.face_rect(rgb, hint)
-    cx, cy = (rect[0] + rect[2]) / 2, (rect[1] + rect[3]) / 2
-    assert hint[0] <= cx <= hint[2] and hint[1] <= cy <= hint[3] and rect != hint
-    with_hint = dlib_model.embed([rgb], [hint])
-    free = dlib_model.embed([rgb], [None])
-    assert np.linalg.norm(with_hint - free) < 0.2  # same face, same alignment, nearly
-    # No face at all: HOG finds nothing, the model falls back (hint, then the whole frame).
-    blank = np.full((120, 100, 3), 128, np.uint8)
-    assert dlib_model.face_rect(blank, (10, 10, 90, 110)) == (10, 10, 90, 110)
-    assert dlib_model.face_rect(blank, None) == (0, 0, 100, 120)
-    out = dlib_model.embed([blank], [None])
-    assert out.shape == (1, 128) and np.all(np.isfinite(out))
-
-
-def test_dlib_pick_detection():
-    from mfrbench.models.dlib_resnet import pick_detection, search_region
-
-    hint = (50, 40, 150, 180)
-    far = (0.0, 0.0, 40.0, 40.0)  # centre outside the hint
-    near = (60.0, 70.0, 140.0, 150.0)
-    small = (90.0, 90.0, 110.0, 110.0)
-    assert pick_detection(hint, [far, small, near]) == near
-    assert pick_detection(hint, [far]) is None
-    assert search_region(hint, (170, 400)) == (25, 5, 170, 215)
+    hint = (70, 55, 180, 200)  # an MTCNN-style box (taller than HOG's) around the centre face
+    chip = dlib_pipeline_chip(rgb, hint)
+    assert chip.shape == (150, 150, 3)
+    blank = np.full((120, 100, 3), 128, np.uint8)  # HOG finds nothing: the hint is used
+    assert dlib_pipeline_chip(blank, (10, 10, 90, 110)).shape == (150, 150, 3)
+    assert search_region((50, 40, 150, 180), (170, 400)) == (25, 5, 170, 215)

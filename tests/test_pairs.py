@@ -485,6 +485,14 @@ def manifest_rows() -> list[dict]:
                     "landmarks_backend": "dlib",
                     "mask_polygon": [1, 2, 3, 4, 5, 6] if masked and status == "ok" else None,
                     "face_box": [0, -5, 100, 115] if status == "ok" else None,
+                    "det_box": [0.0, 0.0, 100.0, 110.0] if status == "ok" else None,
+                    "det_score": 0.99 if status == "ok" else None,
+                    "det_points5": (
+                        [30.0, 40.0, 70.0, 40.0, 50.0, 60.0, 35.0, 80.0, 65.0, 80.0]
+                        if status == "ok" and ident == "A"
+                        else None
+                    ),
+                    "landmarks": ([float(v) for v in range(136)] if status == "ok" else None),
                     "roi_box": [0, -5, 100, 60] if status == "ok" else None,
                     "out_width": 112 if status == "ok" else None,
                     "out_height": 96 if status == "ok" else None,
@@ -640,6 +648,29 @@ def test_official_list_missing_image_is_a_user_error(lfw_root):
     # the unmasked control does not need that masked variant
     ps = P.official_lfw_pairs(path, images, pair_types=("unmasked-unmasked",))
     assert len(ps.pairs) == 1000 and ps.params["colors"] == []
+
+
+def test_mfr2_pairs_get_pair_types_from_mask_labels(tmp_path):
+    kinds = {("Al", 1): "no-mask", ("Al", 2): "N95", ("Al", 3): "cloth_red", ("Bo", 1): "no-mask"}
+    records = [
+        Record(
+            "mfr2", n, f"{n}/{n}_{i:04d}.png", sha(f"{n}{i}"), kinds[n, i] != "no-mask", kinds[n, i]
+        )
+        for n, i in sorted(kinds)
+    ]
+    path = tmp_path / "pairs.txt"
+    path.write_text("Al 2 1\nAl 2 3\nAl 3 Bo 1\nAl 1 Bo 1\n")
+    ps = P.mfr2_pairs(path, P.images_from_records(records))
+    check_common(ps)
+    got = {(p["a"], p["b"], p["label"], p["pair_type"]) for p in ps.pairs}
+    assert got == {
+        ("real:Al/Al_0001.png", "real:Al/Al_0002.png", 1, "masked-unmasked"),  # unmasked first
+        ("real:Al/Al_0002.png", "real:Al/Al_0003.png", 1, "masked-masked"),
+        ("real:Bo/Bo_0001.png", "real:Al/Al_0003.png", 0, "masked-unmasked"),
+        ("real:Al/Al_0001.png", "real:Bo/Bo_0001.png", 0, "unmasked-unmasked"),
+    }
+    assert ps.summary["mask_types"] == {"N95": 1, "cloth_red": 1, "no-mask": 2}
+    assert ps.summary["pair_types"] == ["masked-masked", "masked-unmasked", "unmasked-unmasked"]
 
 
 def test_mfr2_pairs_as_listed(tmp_path):

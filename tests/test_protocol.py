@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from faceref import face
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,8 +63,8 @@ def image_ref(variant: str, src: str, sha: str) -> dict[str, Any]:
         "synthetic": variant != "real",
     }
     if variant != "real":
-        ref.update(face_box=[50, 40, 200, 190], roi_box=[50, 40, 200, 190], out_wh=[112, 112])
-        ref.update(detector="mtcnn", landmarks="dlib")
+        ref.update(roi_box=[50, 40, 200, 190], out_wh=[112, 112])
+        ref.update(face([50, 40, 200, 190]))
     if variant.startswith("mask-"):
         ref.update(color="blue", color_rgb=list(BLUE), mask_polygon=copy.deepcopy(POLYGON))
     return ref
@@ -256,6 +257,12 @@ def test_freeze_accepts_pairset_objects(fake: dict) -> None:
     assert freeze(obj, name="tiny", dataset="lfw", mfrbench_version="0.1.0") == fake
 
 
+def _no_face() -> dict[str, Any]:
+    from mfrbench.faces import no_face
+
+    return {**no_face(), "face_status": None}
+
+
 def _add_real(ps: dict, **fields: Any) -> None:
     """Add a real image (with ``fields`` on it) and an unmasked-unmasked pair that uses it."""
     src = "Andy_Roddick/Andy_Roddick_0003.jpg"
@@ -304,8 +311,17 @@ def _edit_pairset(edit: Any) -> dict:
         (lambda ps: ps["images"][1].update(landmarks=""), "landmarks"),
         (lambda ps: ps["images"][1].update(detector="dlib+mtcnn"), "detector"),
         (lambda ps: ps["images"][0].update(landmarks=68), "landmarks"),
-        (lambda ps: _add_real(ps, detector="mtcnn"), "no geometry or detector"),
-        (lambda ps: _add_real(ps, landmarks="dlib"), "no geometry or detector"),
+        (lambda ps: _add_real(ps, detector="mtcnn"), "no face geometry or detector"),
+        (lambda ps: _add_real(ps, landmarks="dlib"), "no face geometry or detector"),
+        (lambda ps: _add_real(ps, roi_box=[0, 0, 9, 9]), "no mask or ROI geometry"),
+        (lambda ps: _add_real(ps, face_status="maybe"), "face_status"),
+        (lambda ps: ps["images"][0].update(_no_face()), "face_status ok"),
+        (lambda ps: ps["images"][0].update(points5=[[1, 2]] * 4), "points5"),
+        (lambda ps: ps["images"][0].update(points5_source="guess"), "points5_source"),
+        (lambda ps: ps["images"][0].update(landmarks68=[[1, 2]] * 67), "landmarks68"),
+        (lambda ps: ps["images"][0].update(det_box=[5, 5, 1, 9]), "det_box"),
+        (lambda ps: ps["images"][0].update(det_score="high"), "det_score"),
+        (lambda ps: ps["images"][0].update(mask_type="a b"), "mask_type"),
         (lambda ps: ps["images"][0].update(src_sha256="ABC"), "src_sha256"),
         (lambda ps: ps["images"][0].update(id="x"), "id must be"),
         (lambda ps: ps["images"].append(image_ref("real", "../etc/x.jpg", "0" * 64)), "src_path"),
@@ -386,8 +402,8 @@ def test_load_refuses_inconsistent_files(fake: dict, tmp_path: Path) -> None:
     assert "UTF-8" in _load_error(path)
     path.write_text('{"schema":"other"}\n', encoding="utf-8")
     assert "not an mfrbench protocol" in _load_error(path)
-    _rewrite({**fake, "schema_version": 2}, path)
-    assert "schema_version 2" in _load_error(path)
+    _rewrite({**fake, "schema_version": SCHEMA_VERSION + 1}, path)
+    assert f"schema_version {SCHEMA_VERSION + 1}" in _load_error(path)
     path.write_text(json.dumps({**fake, "x": float("nan")}), encoding="utf-8")
     assert "NaN" in _load_error(path)
 

@@ -41,6 +41,57 @@ PairTypes = Annotated[
 ]
 
 
+FaceDetector = Annotated[
+    str,
+    typer.Option(
+        "--detector",
+        help="Face detector for real images (as synth: mtcnn, dlib, haar or a comma list).",
+    ),
+]
+FaceLandmarks = Annotated[
+    str, typer.Option("--landmarks", help="Landmark model for real images: dlib or mediapipe.")
+]
+FacePolicy = Annotated[
+    str,
+    typer.Option("--face-policy", help="Several faces: largest, center, skip, or auto (as synth)."),
+]
+FaceMargin = Annotated[int, typer.Option("--margin", help="Pixels around the face box.")]
+Workers = Annotated[int, typer.Option(help="Processes finding the real images' faces.")]
+
+
+def _with_faces(
+    pairset: Any,
+    root: Path,
+    dataset: str,
+    *,
+    detector: str,
+    landmarks: str,
+    face_policy: str,
+    margin: int,
+    workers: int,
+) -> Any:
+    """The pair set with every real image's face found once and frozen (``faces.py``)."""
+    from mfrbench.faces import FaceConfig, detect_faces, policy_for
+    from mfrbench.synth import LANDMARK_BACKENDS
+    from mfrbench.vision.detect import FACE_POLICIES, cascade_names
+
+    cascade_names(detector)  # validates the names
+    if landmarks not in LANDMARK_BACKENDS:
+        raise UserError(f"unknown --landmarks {landmarks!r}; choose one of: dlib, mediapipe")
+    policy = policy_for(dataset, face_policy)
+    if policy not in FACE_POLICIES:
+        raise UserError(f"unknown --face-policy {face_policy!r}")
+    if margin < 0:
+        raise UserError(f"--margin must be >= 0, got {margin}")
+    config = FaceConfig(detector=detector, landmarks=landmarks, face_policy=policy, margin=margin)
+    images, counts = detect_faces(pairset.images, root, config, workers=workers)
+    pairset.images = images
+    pairset.params = {**pairset.params, **config.params()}
+    found = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    console.print(f"faces of {sum(counts.values())} real images: {found}", highlight=False)
+    return pairset
+
+
 def _citation(value: str | None) -> str:
     if not value:
         return ""
@@ -121,8 +172,15 @@ def pairs_rmfrd(
     description: Description = "",
     citation: Citation = None,
     out: Out = None,
+    detector: FaceDetector = "mtcnn",
+    landmarks: FaceLandmarks = "dlib",
+    face_policy: FacePolicy = "auto",
+    margin: FaceMargin = 15,
+    workers: Workers = 1,
 ) -> None:
-    """The RMFRD thesis protocol: real masked x unmasked photos, identity-disjoint splits."""
+    """The RMFRD thesis protocol: real masked x unmasked photos, identity-disjoint splits.
+
+    Each image's face is found once (synth's detector cascade) and frozen in the protocol."""
     from mfrbench.datasets import get_dataset
     from mfrbench.pairs import images_from_records, rmfrd_pairs
 
@@ -135,6 +193,8 @@ def pairs_rmfrd(
         val_frac=val_frac,
         impostor_ratio=impostor_ratio,
     )
+    faces = dict(detector=detector, landmarks=landmarks, face_policy=face_policy, margin=margin)
+    pairset = _with_faces(pairset, ds.root, "rmfrd", workers=workers, **faces)
     _freeze_and_write(
         pairset,
         dataset="rmfrd",
@@ -155,6 +215,10 @@ def pairs_folder(
             help="Parquet with src_path and real_mask (or masked) saying which show masks."
         ),
     ] = None,
+    pairs_file: Annotated[
+        Path | None,
+        typer.Option(help="Import a pair list in LFW's line format instead (e.g. pairs.txt)."),
+    ] = None,
     max_per_id: MaxPerId = 20,
     test_frac: TestFrac = 0.2,
     val_frac: ValFrac = 0.2,
@@ -165,25 +229,40 @@ def pairs_folder(
     description: Description = "",
     citation: Citation = None,
     out: Out = None,
+    detector: FaceDetector = "mtcnn",
+    landmarks: FaceLandmarks = "dlib",
+    face_policy: FacePolicy = "auto",
+    margin: FaceMargin = 15,
+    workers: Workers = 1,
 ) -> None:
-    """The rmfrd strategy on any identity/image tree (real masks flagged by --masked-from)."""
+    """The rmfrd strategy on any identity/image tree (real masks flagged by --masked-from),
+    or a listed pair file (--pairs-file).
+
+    Each image's face is found once (synth's detector cascade) and frozen in the protocol."""
     from mfrbench.datasets import get_dataset
-    from mfrbench.pairs import images_from_records, rmfrd_pairs
+    from mfrbench.pairs import images_from_records, listed_pairs, rmfrd_pairs
 
     images = images_from_records(get_dataset("folder", root=root).records())
     if masked_from is not None:
         flags = _masked_flags(masked_from)
         for im in images:
             im["masked"] = flags.get(im["src_path"], im["masked"])
-    pairset = rmfrd_pairs(
-        images,
-        max_per_id=max_per_id,
-        seed=seed,
-        test_frac=test_frac,
-        val_frac=val_frac,
-        impostor_ratio=impostor_ratio,
-        dataset="folder",
-    )
+    if pairs_file is not None:
+        if not pairs_file.is_file():
+            raise UserError(f"--pairs-file: file not found: {pairs_file}")
+        pairset = listed_pairs(pairs_file, images)
+    else:
+        pairset = rmfrd_pairs(
+            images,
+            max_per_id=max_per_id,
+            seed=seed,
+            test_frac=test_frac,
+            val_frac=val_frac,
+            impostor_ratio=impostor_ratio,
+            dataset="folder",
+        )
+    faces = dict(detector=detector, landmarks=landmarks, face_policy=face_policy, margin=margin)
+    pairset = _with_faces(pairset, Path(root), "folder", workers=workers, **faces)
     _freeze_and_write(
         pairset,
         dataset="folder",
@@ -315,8 +394,16 @@ def pairs_mfr2(
     description: Description = "",
     citation: Citation = None,
     out: Out = None,
+    detector: FaceDetector = "mtcnn",
+    landmarks: FaceLandmarks = "dlib",
+    face_policy: FacePolicy = "auto",
+    margin: FaceMargin = 15,
+    workers: Workers = 1,
 ) -> None:
-    """Import MFR2's pairs.txt (LFW line format, no header) as a protocol."""
+    """Import MFR2's pairs.txt (LFW line format, no header) as a protocol.
+
+    Mask types come from mfr2_labels.txt beside it; each image's face is found once (synth's
+    detector cascade) and frozen in the protocol."""
     from mfrbench.datasets import get_dataset
     from mfrbench.pairs import images_from_records, mfr2_pairs
 
@@ -325,6 +412,8 @@ def pairs_mfr2(
     if listed is None or not Path(listed).is_file():
         raise UserError(f"no pairs.txt under {ds.root}; pass --pairs-file")
     pairset = mfr2_pairs(Path(listed), images_from_records(ds.records()))
+    faces = dict(detector=detector, landmarks=landmarks, face_policy=face_policy, margin=margin)
+    pairset = _with_faces(pairset, ds.root, "mfr2", workers=workers, **faces)
     _freeze_and_write(
         pairset,
         dataset="mfr2",

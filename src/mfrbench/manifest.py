@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_SCHEMA_VERSION = 2
 METADATA_KEY = b"mfrbench"
 
 #: Row statuses. ``ok`` means an image was written; every other status carries a reason.
@@ -55,6 +55,7 @@ SYNTH_SCHEMA = pa.schema(
         pa.field("faces_found", pa.int32()),
         pa.field("face_policy", pa.string(), nullable=False),
         pa.field("det_box", _F32),  # detector box (x1, y1, x2, y2), float pixels
+        pa.field("det_points5", _F32),  # the detector's 5 points (MTCNN), x0, y0, ...; else null
         pa.field("face_box", _I32),  # det_box + margin, integer pixels, clipped
         pa.field("margin", pa.int32(), nullable=False),
         pa.field("landmarks_backend", pa.string(), nullable=False),

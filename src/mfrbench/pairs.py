@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 
 from mfrbench.datasets.base import Record
 from mfrbench.errors import UserError
+from mfrbench.faces import face_fields
 from mfrbench.fetch import sha256_file
 from mfrbench.manifest import STATUS_OK, read_manifest
 from mfrbench.protocol import IMAGE_KEYS, SPLITS  # the schema owns the image keys and splits
@@ -78,6 +79,10 @@ _MANIFEST_COLUMNS = (
     "out_height",
     "detector",
     "landmarks_backend",
+    "det_box",
+    "det_score",
+    "det_points5",
+    "landmarks",
 )
 _SHOW = 5  # how many offending items an error message lists
 
@@ -123,7 +128,9 @@ def images_from_records(records: Iterable[Record]) -> list[dict[str, Any]]:
     """Image references (variant ``real``) for dataset records, sorted by id.
 
     ``masked`` is ``bool(record.real_mask)`` (an unknown mask flag counts as unmasked). Records of
-    unreadable files (empty sha256) are kept; strategies leave them out with a warning.
+    unreadable files (empty sha256) are kept; strategies leave them out with a warning. No face
+    is attached (``face_status`` null): ``faces.detect_faces`` runs the detector cascade once and
+    freezes each image's face, as the ``pairs`` commands do.
     """
     out = [
         {
@@ -142,6 +149,13 @@ def images_from_records(records: Iterable[Record]) -> list[dict[str, Any]]:
             "out_wh": None,
             "detector": None,
             "landmarks": None,
+            "face_status": None,
+            "det_box": None,
+            "det_score": None,
+            "points5": None,
+            "points5_source": None,
+            "landmarks68": None,
+            "mask_type": r.mask_type,
         }
         for r in records
     ]
@@ -157,8 +171,9 @@ def images_from_manifest(
     Kept: rows with status ``ok`` and no augmentation (an augmented image cannot be frozen as
     geometry alone). With ``colors``, masked rows of other colours are dropped; a colour the
     manifest does not have raises :class:`UserError`. ``masked`` is true for a synthetic mask
-    and also for a source photo showing a real mask (``real_mask``). ``detector`` and
-    ``landmarks`` record the row's face detector and landmark backend.
+    and also for a source photo showing a real mask (``real_mask``). The face found on the
+    source photo before masking is frozen with it (:func:`face_fields`): box, detector box and
+    score, five alignment points and the 68 anchors, with the detector and landmark backend.
     """
     if isinstance(path_or_table, pa.Table):
         table = path_or_table
@@ -205,11 +220,17 @@ def images_from_manifest(
                     if row["masked"] and poly
                     else None
                 ),
-                face_box=list(row["face_box"]) if row["face_box"] is not None else None,
                 roi_box=list(row["roi_box"]) if row["roi_box"] is not None else None,
                 out_wh=[w, h] if w is not None and h is not None else None,
-                detector=row["detector"],
-                landmarks=row["landmarks_backend"],
+                **face_fields(
+                    face_box=row["face_box"],
+                    det_box=row["det_box"],
+                    det_score=row["det_score"],
+                    detector=row["detector"],
+                    landmarks_backend=row["landmarks_backend"],
+                    landmarks68=row["landmarks"],
+                    det_points5=row["det_points5"],
+                ),
             )
         )
     out.sort(key=lambda im: im["id"])
@@ -1075,11 +1096,34 @@ def official_lfw_pairs(
     return _finish("official-lfw", params, by_id, pairs, summary, warnings)
 
 
+def _listed_type(a: dict[str, Any], b: dict[str, Any]) -> tuple[dict, dict, str]:
+    """(reference, probe, pair type) of a listed pair: by mask when both sides' masks are known
+    (a masked-unmasked pair puts the unmasked image first), else ``listed`` as given."""
+    if a.get("mask_type") is None or b.get("mask_type") is None:
+        return a, b, LISTED
+    if a["masked"] and b["masked"]:
+        return a, b, "masked-masked"
+    if not a["masked"] and not b["masked"]:
+        return a, b, "unmasked-unmasked"
+    return (b, a, "masked-unmasked") if a["masked"] else (a, b, "masked-unmasked")
+
+
 def mfr2_pairs(pairs_file: Path, images: Iterable[dict[str, Any]]) -> PairSet:
-    """MFR2's ``pairs.txt`` (LFW line format, no header) as listed: pair type ``listed``.
+    """MFR2's ``pairs.txt`` (LFW line format, no header), as listed (:func:`listed_pairs`)."""
+    return listed_pairs(pairs_file, images, strategy="mfr2")
+
+
+def listed_pairs(
+    pairs_file: Path, images: Iterable[dict[str, Any]], *, strategy: str = "listed"
+) -> PairSet:
+    """A pair list in LFW's line format (MFR2's ``pairs.txt``, LFW's own with its header), as
+    listed; folds as the header gives them (none: fold 0).
 
     ``name i`` names the file ``name/name_000i.<any extension>``; among several images of one
     source the ``real`` one is used (then ``unmasked``). Missing images raise :class:`UserError`.
+    When both images of a pair carry a dataset mask label (``mask_type``, from
+    ``mfr2_labels.txt``) the pair gets its pair type (``masked-unmasked`` with the unmasked
+    image as reference, ``masked-masked``, ``unmasked-unmasked``); otherwise ``listed``.
     """
     pairs_file = Path(pairs_file)
     entries = parse_lfw_pairs(pairs_file)
@@ -1099,8 +1143,9 @@ def mfr2_pairs(pairs_file: Path, images: Iterable[dict[str, Any]]) -> PairSet:
             if im is None:
                 missing.append(lfw_rel_path(name, idx, ".*"))
         if a is not None and b is not None:
-            pairs.append(_pair(a["id"], b["id"], label, "test", fold, LISTED))
-            sides_used.append((fold, a, b, label))
+            ref, probe, kind = _listed_type(a, b)
+            pairs.append(_pair(ref["id"], probe["id"], label, "test", fold, kind))
+            sides_used.append((fold, ref, probe, label))
     if missing:
         missing = sorted(set(missing))
         raise UserError(
@@ -1110,9 +1155,13 @@ def mfr2_pairs(pairs_file: Path, images: Iterable[dict[str, Any]]) -> PairSet:
         )
     entries_src = [(f, _as_source(a), _as_source(b), label) for f, a, b, label in sides_used]
     rows = _fold_rows(entries_src, pairs, by_id)
-    summary = _fold_summary(rows, pairs, by_id, [LISTED])
+    types = sorted({p["pair_type"] for p in pairs})
+    summary = _fold_summary(rows, pairs, by_id, types)
+    summary["mask_types"] = dict(
+        sorted(Counter(im["mask_type"] for im in by_id.values() if im.get("mask_type")).items())
+    )
     params = {"pairs_file": pairs_file.name, "pairs_sha256": sha256_file(pairs_file)}
-    return _finish("mfr2", params, by_id, pairs, summary, warnings)
+    return _finish(strategy, params, by_id, pairs, summary, warnings)
 
 
 def _as_source(im: dict[str, Any]) -> _Source:

@@ -37,7 +37,7 @@ from mfrbench.fetch import sha256_file
 from mfrbench.manifest import write_bytes_atomic, write_table_atomic
 
 SCHEMA = "mfrbench-protocol"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TOP_KEYS = (
     "schema",
@@ -72,6 +72,13 @@ IMAGE_KEYS = (
     "out_wh",
     "detector",
     "landmarks",
+    "face_status",
+    "det_box",
+    "det_score",
+    "points5",
+    "points5_source",
+    "landmarks68",
+    "mask_type",
 )
 PAIR_KEYS = ("id", "a", "b", "label", "split", "fold", "pair_type")
 #: Splits in pair order.
@@ -83,8 +90,16 @@ _SPLIT_RANK = {s: i for i, s in enumerate(SPLITS)}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _VARIANT = re.compile(r"real|unmasked|mask-[a-z0-9][a-z0-9_.-]*")
 _BACKEND = re.compile(r"[a-z0-9][a-z0-9_.-]*")  # detector / landmark backend names (no "+")
-#: ImageRef keys naming how a synthetic image's face was found (null for real images).
+#: ImageRef keys naming how an image's face was found (null where no face was found).
 _PROVENANCE = ("detector", "landmarks")
+#: The face found on the source photo (before any mask), frozen for alignment and ROIs.
+FACE_KEYS = ("face_box", "det_box", "det_score", "points5", "points5_source", "landmarks68")
+#: face_status values: a face was found ("ok") or the cascade found none ("no_face"); null on
+#: a real image means it was never run (the protocol was built without detection).
+FACE_STATUSES = ("ok", "no_face")
+#: Where points5 come from: the detector's own five points, or derived from the 68 anchors.
+POINTS5_SOURCES = ("mtcnn", "landmarks68")
+_MASK_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _INT32 = 2**31
 
@@ -191,6 +206,51 @@ def _check_src_path(path: Any, what: str) -> None:
         _fail(f"{what}: src_path {path!r} is not a plain relative POSIX path")
 
 
+def _float_list(value: Any, n: int, what: str) -> list[float]:
+    if not isinstance(value, list) or len(value) != n:
+        _fail(f"{what} must be a list of {n} numbers, got {value!r}")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            _fail(f"{what} must hold finite numbers, got {v!r}")
+    return value
+
+
+def _check_points(value: Any, n: int, what: str) -> None:
+    if not isinstance(value, list) or len(value) != n:
+        _fail(f"{what} must be a list of {n} [x, y] points")
+    for point in value:
+        _float_list(point, 2, f"{what} point")
+
+
+def _check_face(img: dict, what: str) -> None:
+    """The frozen face of an image whose face_status is "ok" (or all null when not)."""
+    status = img["face_status"]
+    if status not in (None, *FACE_STATUSES):
+        _fail(f"{what}: face_status must be null, ok or no_face, got {status!r}")
+    if status != "ok":
+        if any(img[k] is not None for k in (*FACE_KEYS, *_PROVENANCE)):
+            _fail(f"{what}: an image without a found face has no face geometry or detector")
+        return
+    for key in _PROVENANCE:
+        if not isinstance(img[key], str) or not _BACKEND.fullmatch(img[key]):
+            _fail(f"{what}: {key} must be a backend name matching {_BACKEND.pattern}")
+    x1, y1, x2, y2 = _int_list(img["face_box"], 4, f"{what}: face_box")
+    if x2 <= x1 or y2 <= y1:
+        _fail(f"{what}: face_box {img['face_box']} is empty")
+    d = _float_list(img["det_box"], 4, f"{what}: det_box")
+    if d[2] <= d[0] or d[3] <= d[1]:
+        _fail(f"{what}: det_box {d} is empty")
+    _float_list([img["det_score"]], 1, f"{what}: det_score")
+    _check_points(img["points5"], 5, f"{what}: points5")
+    if img["points5_source"] not in POINTS5_SOURCES:
+        _fail(f"{what}: points5_source must be one of {', '.join(POINTS5_SOURCES)}")
+    marks = img["landmarks68"]
+    if not isinstance(marks, list) or len(marks) != 68:
+        _fail(f"{what}: landmarks68 must be a list of 68 [x, y] integer points")
+    for point in marks:
+        _int_list(point, 2, f"{what}: landmarks68 point")
+
+
 def _check_image(img: Any, index: int) -> None:
     """One ImageRef: keys, types, id format and the geometry its variant needs."""
     what = f"image {index}"
@@ -210,21 +270,25 @@ def _check_image(img: Any, index: int) -> None:
     for key in ("masked", "synthetic"):
         if not isinstance(img[key], bool):
             _fail(f"{what}: {key} must be true or false")
-    geometry = ("color", "color_rgb", "mask_polygon", "face_box", "roi_box", "out_wh")
+    mask_type = img["mask_type"]
+    if mask_type is not None and (
+        not isinstance(mask_type, str) or not _MASK_TYPE.fullmatch(mask_type)
+    ):
+        _fail(f"{what}: mask_type must be null or a name matching {_MASK_TYPE.pattern}")
+    _check_face(img, what)
+    render = ("color", "color_rgb", "mask_polygon", "roi_box", "out_wh")
     if variant == "real":
-        if img["synthetic"] or any(img[k] is not None for k in (*geometry, *_PROVENANCE)):
-            _fail(f"{what}: a real image is not synthetic and has no geometry or detector")
+        if img["synthetic"] or any(img[k] is not None for k in render):
+            _fail(f"{what}: a real image is not synthetic and has no mask or ROI geometry")
         return
     masked = variant.startswith("mask-")
     if not img["synthetic"] or img["masked"] != masked:
         _fail(f"{what}: variant {variant} needs synthetic=true and masked={str(masked).lower()}")
-    for key in _PROVENANCE:
-        if not isinstance(img[key], str) or not _BACKEND.fullmatch(img[key]):
-            _fail(f"{what}: {key} must be a backend name matching {_BACKEND.pattern}")
-    for key in ("face_box", "roi_box"):
-        x1, y1, x2, y2 = _int_list(img[key], 4, f"{what}: {key}")
-        if x2 <= x1 or y2 <= y1:
-            _fail(f"{what}: {key} {img[key]} is empty")
+    if img["face_status"] != "ok":
+        _fail(f"{what}: a synthetic image needs its face (face_status ok)")
+    x1, y1, x2, y2 = _int_list(img["roi_box"], 4, f"{what}: roi_box")
+    if x2 <= x1 or y2 <= y1:
+        _fail(f"{what}: roi_box {img['roi_box']} is empty")
     w, h = _int_list(img["out_wh"], 2, f"{what}: out_wh")
     if w < 1 or h < 1:
         _fail(f"{what}: out_wh {img['out_wh']} must be positive")
@@ -837,12 +901,18 @@ def _tally(pairs: Iterable[Mapping[str, Any]], key: Callable[[Mapping[str, Any]]
     return out
 
 
+def _count(images: Iterable[Mapping[str, Any]], key: str) -> dict[str, int]:
+    return dict(sorted(Counter(im[key] for im in images if im.get(key)).items()))
+
+
 def show(protocol: dict) -> dict:
     """A printable summary: identity, dataset, and pair counts by split, fold, type and label.
 
     ``colors`` counts masked synthetic images per colour; ``detectors`` and ``landmarks`` count
-    synthetic images per face detector and landmark backend; ``identities`` counts distinct
-    identities overall and per split.
+    images per face detector and landmark backend; ``face_status`` counts images with a frozen
+    face (``ok``), none found (``no_face``) or never detected (``None``); ``points5_source``
+    where their five points come from; ``mask_types`` counts images per dataset mask label;
+    ``identities`` counts distinct identities overall and per split.
     """
     pairs = protocol["pairs"]
     images = {img["id"]: img for img in protocol["images"]}
@@ -881,5 +951,18 @@ def show(protocol: dict) -> dict:
         "colors": dict(sorted(colors.items())),
         "detectors": dict(sorted(backends["detector"].items())),
         "landmarks": dict(sorted(backends["landmarks"].items())),
+        "face_status": dict(
+            sorted(Counter(str(img["face_status"]) for img in images.values()).items())
+        ),
+        "points5_source": dict(
+            sorted(
+                Counter(
+                    img["points5_source"] for img in images.values() if img["points5_source"]
+                ).items()
+            )
+        ),
+        "mask_types": dict(
+            sorted(Counter(img["mask_type"] for img in images.values() if img["mask_type"]).items())
+        ),
         "warnings": list(protocol["generation"]["warnings"]),
     }

@@ -284,6 +284,11 @@ class SynthPipeline:
             detector=face.detector,
             det_score=float(face.score),
             det_box=[float(x) for x in face.box],
+            det_points5=(
+                [float(x) for x in np.asarray(face.landmarks5).ravel()]
+                if face.landmarks5 is not None
+                else None
+            ),
             face_box=list(fbox),
         )
         points = self.landmarker(rgb, face.box)

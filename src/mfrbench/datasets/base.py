@@ -33,7 +33,9 @@ class Record:
     ``rel_path`` is the POSIX path relative to the dataset root (``"Al_Gore/Al_Gore_0001.jpg"``);
     ``sha256`` is the hex digest of the file's bytes, or ``""`` when the file could not be read
     (the synth runner reports such records instead of dropping them); ``real_mask`` is True for a
-    photo of a real masked face, False for a known unmasked one, None when the source does not say.
+    photo of a real masked face, False for a known unmasked one, None when the source does not say;
+    ``mask_type`` is the dataset's own mask label when it has one (MFR2: ``surgical_blue``,
+    ``KN95``, ``no-mask``...).
     """
 
     dataset: str
@@ -41,6 +43,7 @@ class Record:
     rel_path: str
     sha256: str
     real_mask: bool | None = None
+    mask_type: str | None = None
 
 
 def is_image_name(name: str) -> bool:

@@ -1,77 +1,74 @@
-"""The image a plugin sees: one protocol ImageRef rendered as its ``preprocess.crop`` asks.
+"""The image a plugin sees: one protocol ImageRef prepared as its ``Preprocess`` asks.
 
-Every crop starts from the same checked source: the file's bytes must hash to the ImageRef's
+Every input starts from the same checked source: the file's bytes must hash to the ImageRef's
 ``src_sha256`` (else ImageError ``missing``/``changed``), they are decoded as
 ``protocol.render_image`` decodes them, and a masked variant gets its frozen polygon drawn in
-its frozen colour. Then, per crop (see ``models.base.CROPS``):
+its frozen colour. The face comes from the protocol: box, detector box, five points and 68
+anchors found on the photo *before* masking (synthetic images) or on the real photo when the
+protocol was made (``faces.detect_faces``). Then, per crop (``models.base.CROPS``):
 
-- ``frame``: the whole masked frame, plus ``face_box`` as a hint for models that align
-  themselves (dlib). With ``preprocess.size`` set the frame is fitted into that size without
-  distortion (grown to its aspect around the centre, zero padding) and the box moved with it.
+- ``frame``: the whole (masked) frame, plus ``face_box`` as a hint. With ``size`` set the frame
+  is fitted into that size without distortion and the box moved with it.
 - ``face``: ``roi_box("none", face_box)`` (the face box made square), resized to ``size``.
-- ``upper-half``: ``roi_box("upper-half", face_box)``: the top half of that square.
-- ``eye-band``: only when the protocol's own ROI is an eye band (it needs the landmarks, which a
-  protocol does not keep); then it is the protocol crop.
-- ``protocol``: exactly ``protocol.render_image`` (``roi_box`` / ``out_wh``), then fitted into
-  ``size`` without distortion when the model sets one that differs.
+- ``upper-half``: the top half of that square. ``eye-band``: ``roi_box("eye-band", ...)`` from
+  the frozen 68 anchors (brows to nose bridge), 3:1.
+- ``protocol``: exactly ``protocol.render_image`` (``roi_box`` / ``out_wh``) for synthetic
+  images, the ``face`` crop for real ones; fitted into ``size`` when the model sets one.
+- ``arcface-112``: the five points similarity-aligned onto insightface's template
+  (``vision.align.arcface_crop``), at ``size`` (default 112x112).
+- ``facenet-160``: facenet-pytorch's MTCNN crop of the detector box (``vision.align``), at
+  ``size`` (default 160x160; a non-square size uses its width).
+- ``dlib-chip``: dlib's 150x150 chip (``get_face_chip``, padding 0.25) from the 68 anchors.
 
-Real images (variant ``real``) are the decoded source whatever the crop, fitted into ``size``
-when set, with no box. With ``size`` None a crop keeps its native size.
+Where an aligned crop's points come from on a synthetic image is ``preprocess.landmarks``:
+
+- ``source`` (default): the points frozen in the protocol, found on the photo before masking:
+  the convention of synthetic masked benchmarks; deterministic and free.
+- ``detect``: re-found on the rendered (masked) image, as a deployed system sees it.
+  ``arcface-112``/``facenet-160``: the synth cascade (MTCNN first) on the frame, the detection
+  whose centre lies in the frozen face box and overlaps it most (its MTCNN points, or the five
+  points of dlib's 68 landmarks refitted on the masked frame for a detector without points).
+  ``dlib-chip``: dlib's own pipeline: HOG around the frozen box, then the 5-point predictor on
+  the masked frame. Where the detector finds no face there, the frozen box is used (the five
+  points refitted inside it), so a pair is never lost to re-detection.
+
+A real image's points were found on that very photo, so both sources are the same there.
+A real image whose face the protocol records as ``no_face`` (or that was never detected) gets
+the fallback box :func:`vision.align.inset_box` (the frame inset 10% on every side) as its face
+box; crops that need points (``arcface-112``, ``eye-band``) then fall back to the square
+``face`` crop of that box at the model's size, and ``dlib-chip`` to dlib's 5-point predictor
+inside it. :func:`fallback_count` counts those images, and the report states it.
 
 Colour order and normalisation are the plugin's business: this module always returns RGB
-uint8 (the project-wide convention), and ``models.base.to_tensor`` converts to ``bgr``/``gray``
-and normalises. Resizing to ``size`` happens here so every plugin gets the same pixels.
+uint8 (the project-wide convention), and ``models.base.to_tensor`` converts and normalises.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mfrbench.errors import ImageError, UserError
+from mfrbench.vision import align
 from mfrbench.vision.roi import crop_resize, fit_aspect, roi_box
 
 #: Bumped whenever the pixels this module produces for a given input change (part of the
 #: embedding cache's image key).
-PREPARE_VERSION = 1
+PREPARE_VERSION = 2
 
 Box = tuple[int, int, int, int]
-_KINDS_BY_DIVISOR = {1: "none", 2: "upper-half", 3: "eye-band"}
-
-
-def protocol_roi_kind(image: Mapping[str, Any]) -> str | None:
-    """The ROI kind a synthetic image's ``out_wh`` implies: none, upper-half, eye-band or None.
-
-    ``vision.roi.output_size`` makes the height ``width // 1, 2 or 3``; anything else (or a
-    real image) is None.
-    """
-    wh = image.get("out_wh")
-    if not wh:
-        return None
-    w, h = int(wh[0]), int(wh[1])
-    for divisor, kind in _KINDS_BY_DIVISOR.items():
-        if w // divisor == h:
-            return kind
-    return None
-
-
-def check_crop(images: list[Mapping[str, Any]], crop: str) -> None:
-    """UserError when a protocol cannot give a model the crop it asks for (eye-band only)."""
-    if crop != "eye-band":
-        return
-    kinds = {protocol_roi_kind(img) for img in images if img["synthetic"]}
-    if kinds - {"eye-band"}:
-        found = ", ".join(sorted(str(k) for k in kinds))
-        raise UserError(
-            f"the model wants eye-band crops, but this protocol's ROI is {found}; an eye band "
-            "needs landmarks a protocol does not keep: use a protocol synthesised with --roi "
-            "eye-band"
-        )
+#: The frozen-face fields an aligned crop may read (all go into its content key).
+_FACE_FIELDS = ("face_status", "face_box", "det_box", "points5", "landmarks68")
+#: dlib-chip's "detect" mode: the HOG search region is the hint box grown by this share.
+SEARCH_MARGIN = 0.25
+#: facenet-pytorch MTCNN's default margin (output pixels).
+FACENET_MARGIN = 0
 
 
 def load_source(image: Mapping[str, Any], root: Path) -> np.ndarray:
@@ -131,45 +128,204 @@ def fit_into(
     return out, moved
 
 
+def has_face(image: Mapping[str, Any]) -> bool:
+    """The protocol froze a face for this image (every synthetic image has one)."""
+    return image.get("face_status") == "ok"
+
+
+def uses_fallback(image: Mapping[str, Any]) -> bool:
+    """A real image prepared from the no-face fallback box (see the module doc)."""
+    return not image["synthetic"] and not has_face(image)
+
+
+def fallback_count(images: Iterable[Mapping[str, Any]]) -> int:
+    """How many distinct source files are prepared from the no-face fallback box."""
+    return len({im["src_path"] for im in images if uses_fallback(im)})
+
+
+def _face_box(image: Mapping[str, Any], wh: tuple[int, int]) -> Box:
+    if has_face(image):
+        return tuple(int(v) for v in image["face_box"])  # type: ignore[return-value]
+    return align.inset_box(wh)
+
+
 def _native(box: Box) -> tuple[int, int]:
     return box[2] - box[0], box[3] - box[1]
+
+
+def _square_face(frame: np.ndarray, fbox: Box, size: tuple[int, int] | None) -> np.ndarray:
+    wh = (frame.shape[1], frame.shape[0])
+    box = roi_box("none", fbox, None, wh)
+    if size is None:
+        return crop_resize(frame, box, _native(box))
+    return fit_into(crop_resize(frame, box, _native(box)), size)[0]
+
+
+# ----------------------------------------------------------------------------- detect mode
+
+
+@functools.lru_cache(maxsize=1)
+def _cascade() -> Any:
+    """synth's default cascade (mtcnn -> dlib -> haar), built once per process."""
+    from mfrbench.vision.detect import Cascade, cascade_names
+
+    return Cascade(cascade_names("mtcnn", True))
+
+
+@functools.lru_cache(maxsize=1)
+def _dlib68() -> Any:
+    from mfrbench.vision.landmarks import Dlib68
+
+    return Dlib68()
+
+
+@functools.lru_cache(maxsize=1)
+def _dlib_models() -> tuple[Any, Any]:
+    """dlib's HOG detector and 5-point predictor (dlib-resnet's own alignment pipeline)."""
+    import dlib
+
+    from mfrbench.models.dlib_resnet import model_files
+    from mfrbench.vision.detect import DlibHog
+
+    return DlibHog(), dlib.shape_predictor(str(model_files()[1]))
+
+
+def search_region(hint: Box, image_wh: tuple[int, int]) -> Box:
+    """The hint box grown by SEARCH_MARGIN on every side, clipped to the image."""
+    x1, y1, x2, y2 = hint
+    mx, my = (x2 - x1) * SEARCH_MARGIN, (y2 - y1) * SEARCH_MARGIN
+    w, h = image_wh
+    return (
+        max(int(np.floor(x1 - mx)), 0),
+        max(int(np.floor(y1 - my)), 0),
+        min(int(np.ceil(x2 + mx)), w),
+        min(int(np.ceil(y2 + my)), h),
+    )
+
+
+def detected_face(frame: np.ndarray, hint: Box) -> tuple[tuple[float, ...], np.ndarray]:
+    """(detector box, five points) re-found on ``frame`` near ``hint`` (``detect`` mode).
+
+    The cascade's detection whose centre lies inside ``hint`` and overlaps it most; its MTCNN
+    points, or the five points of dlib's 68 landmarks fitted in its box. No such detection:
+    the hint itself, with the 68 landmarks fitted inside it.
+    """
+    from mfrbench.vision.anchors import to_canonical68
+
+    faces = _cascade().detect(frame)
+    best = align.pick_detection(hint, [f.box for f in faces])
+    if best is not None and faces[best].landmarks5 is not None:
+        face = faces[best]
+        return tuple(face.box), np.asarray(face.landmarks5, dtype=np.float64)
+    box = tuple(faces[best].box) if best is not None else tuple(float(v) for v in hint)
+    canon = to_canonical68(_dlib68()(frame, box), "dlib")
+    return box, align.points5_from_landmarks68(canon)
+
+
+def dlib_pipeline_chip(frame: np.ndarray, hint: Box) -> np.ndarray:
+    """dlib's own alignment on ``frame``: HOG around ``hint`` (else ``hint``), 5-point shape."""
+    import dlib
+
+    hog, shape5 = _dlib_models()
+    h, w = frame.shape[:2]
+    rx1, ry1, rx2, ry2 = search_region(hint, (w, h))
+    rect = hint
+    if rx2 - rx1 >= 2 and ry2 - ry1 >= 2:
+        region = np.ascontiguousarray(frame[ry1:ry2, rx1:rx2])
+        found = [
+            (f.box[0] + rx1, f.box[1] + ry1, f.box[2] + rx1, f.box[3] + ry1)
+            for f in hog.detect(region)
+        ]
+        best = align.pick_detection(hint, found)
+        if best is not None:
+            rect = tuple(round(v) for v in found[best])  # type: ignore[assignment]
+    x1, y1, x2, y2 = (int(v) for v in rect)
+    shape = shape5(np.ascontiguousarray(frame), dlib.rectangle(x1, y1, x2 - 1, y2 - 1))
+    return align.dlib_chip(frame, shape)
+
+
+# ----------------------------------------------------------------------------- prepare
+
+
+def _aligned(image: Mapping[str, Any], frame: np.ndarray, preprocess: Any) -> np.ndarray:
+    """One of the ALIGNED_CROPS (module doc)."""
+    crop, size = preprocess.crop, preprocess.size
+    wh = (frame.shape[1], frame.shape[0])
+    fbox = _face_box(image, wh)
+    detect = preprocess.landmarks == "detect" and image["synthetic"]
+    if crop == "dlib-chip":
+        if detect or not has_face(image):
+            return dlib_pipeline_chip(frame, fbox)
+        return align.dlib_chip(frame, align.dlib_shape(image["landmarks68"], fbox))
+    if detect:
+        det_box, points5 = detected_face(frame, fbox)
+    elif has_face(image):
+        det_box, points5 = image["det_box"], np.asarray(image["points5"], dtype=np.float64)
+    else:
+        det_box, points5 = fbox, None
+    if crop == "arcface-112":
+        if points5 is None:
+            return _square_face(frame, fbox, size or (112, 112))
+        return align.arcface_crop(frame, points5, size or (112, 112))
+    side = size[0] if size else 160
+    out = align.facenet_crop(frame, det_box, side, FACENET_MARGIN)
+    return out if size is None or size == (side, side) else fit_into(out, size)[0]
 
 
 def prepare(image: Mapping[str, Any], root: Path, preprocess: Any) -> tuple[np.ndarray, Box | None]:
     """The (RGB uint8 image, face box or None) a plugin gets for one ImageRef (module doc).
 
-    ``preprocess`` is a ``models.base.Preprocess`` (only ``crop`` and ``size`` are used here).
-    Per-image failures raise ImageError; an impossible crop raises UserError.
+    ``preprocess`` is a ``models.base.Preprocess`` (``crop``, ``size``, ``landmarks``).
+    Per-image failures raise ImageError; an unknown crop raises UserError.
     """
+    from mfrbench.models.base import ALIGNED_CROPS
+
     rgb = load_source(image, root)
-    size = preprocess.size
-    if not image["synthetic"]:
-        return (fit_into(rgb, size)[0] if size else rgb), None
-    frame = masked_frame(image, rgb)
-    crop = preprocess.crop
+    frame = masked_frame(image, rgb) if image["synthetic"] else rgb
+    crop, size = preprocess.crop, preprocess.size
     wh = (frame.shape[1], frame.shape[0])
+    if crop in ALIGNED_CROPS:
+        try:
+            return _aligned(image, frame, preprocess), None
+        except ValueError as exc:  # degenerate points or boxes
+            raise ImageError("bad_alignment", str(exc)) from None
+    fbox = _face_box(image, wh)
     if crop == "frame":
-        box = tuple(int(v) for v in image["face_box"])
+        box = fbox if has_face(image) else None
         return fit_into(frame, size, box) if size else (frame, box)
     if crop in ("face", "upper-half"):
         kind = "none" if crop == "face" else "upper-half"
-        box = roi_box(kind, tuple(image["face_box"]), None, wh)
+        box = roi_box(kind, fbox, None, wh)
         return crop_resize(frame, box, size or _native(box)), None
-    if crop == "eye-band" and protocol_roi_kind(image) != "eye-band":
-        check_crop([image], crop)
-    if crop not in ("eye-band", "protocol"):
+    if crop == "eye-band":
+        if not has_face(image):
+            return _square_face(frame, fbox, size), None
+        canon = np.asarray(image["landmarks68"], dtype=np.float64)
+        box = roi_box("eye-band", fbox, canon, wh)
+        return crop_resize(frame, box, size or _native(box)), None
+    if crop != "protocol":
         raise UserError(f"unknown crop {crop!r}")
+    if not image["synthetic"]:
+        return _square_face(frame, fbox, size), None
     out = crop_resize(frame, tuple(image["roi_box"]), tuple(image["out_wh"]))
     return (fit_into(out, size)[0] if size else out), None
 
 
-def _relevant(image: Mapping[str, Any], crop: str) -> dict[str, Any]:
-    """The ImageRef fields the prepared pixels (and box) depend on, for this crop."""
-    keys = ["src_sha256"]
+def _relevant(image: Mapping[str, Any], preprocess: Any) -> dict[str, Any]:
+    """The ImageRef fields the prepared pixels (and box) depend on, for this preprocess."""
+    from mfrbench.models.base import ALIGNED_CROPS
+
+    crop = preprocess.crop
+    keys = ["src_sha256", "synthetic"]
     if image["synthetic"]:
         keys += ["mask_polygon", "color_rgb"]
-        keys += ["face_box"] if crop in ("frame", "face", "upper-half") else ["roi_box", "out_wh"]
-    return {k: image[k] for k in keys}
+    if crop in ALIGNED_CROPS or crop == "eye-band":
+        keys += list(_FACE_FIELDS)
+    elif crop == "protocol" and image["synthetic"]:
+        keys += ["roi_box", "out_wh"]
+    else:
+        keys += ["face_status", "face_box"]
+    return {k: image.get(k) for k in keys}
 
 
 def content_key(image: Mapping[str, Any], preprocess: Any) -> str:
@@ -178,11 +334,15 @@ def content_key(image: Mapping[str, Any], preprocess: Any) -> str:
     Two ImageRefs (in two protocols) with the same key give the same pixels, so they share one
     cached embedding; e.g. an unmasked image cropped as ``face`` ignores the protocol's ROI.
     """
+    from mfrbench.models.base import ALIGNED_CROPS
+
     body = {
         "v": PREPARE_VERSION,
-        "image": _relevant(image, preprocess.crop),
+        "image": _relevant(image, preprocess),
         "crop": preprocess.crop,
         "size": list(preprocess.size) if preprocess.size else None,
     }
+    if preprocess.crop in ALIGNED_CROPS and image["synthetic"]:
+        body["landmarks"] = preprocess.landmarks
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -145,6 +145,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     for label, groups in provenance.items():
         if len(groups) > 1:
             rows += [_summary_row(f"{label} {g}", v) for g, v in groups.items()]
+    if ver.get("by_mask_type"):
+        rows += [_summary_row(f"mask {t}", v) for t, v in ver["by_mask_type"].items()]
     lines += _md_table(header, rows)
     lines += ["", f"FNMR@FMR 0.1%: {ver['control']}."]
     single = [f"{label} {next(iter(g))}" for label, g in provenance.items() if len(g) == 1]
@@ -161,6 +163,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             f"{_num(vt['precision'])}, recall {_num(vt['recall'])}, F1 {_num(vt['f1'])}.",
             "",
         ]
+    lines += _mask_pairs_md(ver.get("genuine_by_mask_type_pair"))
+    lines += _faces_md(report.get("faces"))
     lines += _identification_md(report.get("identification") or {})
     failures = {k: v for k, v in report["pairs"]["by_status"].items() if k != "ok"}
     if failures:
@@ -171,6 +175,38 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += [f"- `{name}`" for name in sorted(report.get("files", {}).values())]
     lines += ["- `report.json` (everything above, with confidence intervals and timings)", ""]
     return "\n".join(lines)
+
+
+def _mask_pairs_md(block: Mapping[str, Any] | None) -> list[str]:
+    """Genuine pairs by the pair's two dataset mask labels (MFR2), at the overall EER threshold."""
+    if not block or not block.get("rows"):
+        return []
+    lines = [
+        "Genuine pairs by mask-type pair (FNMR at the overall EER threshold "
+        f"{_num(block['threshold'], 4)}):",
+        "",
+    ]
+    rows = [
+        [t, str(r["n_genuine"]), _num(r["median_score"], 4), _pct(r["fnmr_at_eer_threshold"])]
+        for t, r in block["rows"].items()
+    ]
+    return [*lines, *_md_table(["mask types", "genuine", "median score", "FNMR"], rows), ""]
+
+
+def _faces_md(faces: Mapping[str, Any] | None) -> list[str]:
+    """One paragraph: how faces were prepared, and the real photos with no face found."""
+    if not faces:
+        return []
+    how = f"crop `{faces['crop']}`"
+    if faces.get("landmarks"):
+        how += f", points from `{faces['landmarks']}`"
+    text = (
+        f"Faces: {how}; {faces['source_photos']} source photos, {faces['face_found']} with a "
+        f"face frozen in the protocol"
+    )
+    if faces.get("no_face_fallback"):
+        text += f", {faces['no_face_fallback']} with none found ({faces['fallback']})"
+    return [text + ".", ""]
 
 
 def _provenance(ver: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

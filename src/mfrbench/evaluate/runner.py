@@ -64,10 +64,11 @@ from mfrbench import __version__
 from mfrbench.errors import ImageError, UserError
 from mfrbench.evaluate import metrics
 from mfrbench.evaluate.cache import EmbeddingCache
-from mfrbench.evaluate.prepare import check_crop, content_key, prepare
+from mfrbench.evaluate.prepare import content_key, fallback_count, prepare
 from mfrbench.evaluate.scores import (
     check_distance,
     pair_colour,
+    pair_mask_types,
     pair_scores,
     pair_value,
     scores_table,
@@ -714,19 +715,85 @@ def _verification(
         ("by_detector", "detector", "a detector"),
         ("by_landmarks", "landmarks", "a landmark backend"),
     ):
-        value = np.asarray([v or "real" for v in cols[col]], dtype=object)
+        value = np.asarray([v or "none" for v in cols[col]], dtype=object)
         present = sorted(set(value[ok & test].tolist()))
         out[key] = (
             {v: report(value == v) for v in present}
-            if set(present) - {"real"}
-            else "not available: no evaluated pair has a synthetic image (only those record "
-            f"{what})"
+            if set(present) - {"none"}
+            else f"not available: no evaluated pair records {what} (no face was found or "
+            "detected for them)"
         )
+    _mask_type_breakdown(out, cols, report, labels, score, ok & test)
     if (val & ok).any():
         out["val_threshold"] = _val_threshold(
             (labels[val & ok], score[val & ok]), (labels[test & ok], score[test & ok])
         )
     return out
+
+
+def _faces_summary(refs: Sequence[Mapping[str, Any]], preprocess: Any) -> dict[str, Any]:
+    """How the evaluated images' faces were prepared: alignment, where its points come from,
+    and how many real source photos had no face found (the fallback box; see prepare)."""
+    from mfrbench.models.base import ALIGNED_CROPS
+
+    sources: dict[str, Mapping[str, Any]] = {}
+    for ref in refs:
+        sources.setdefault(ref["src_path"], ref)
+    status = Counter(str(r.get("face_status")) for r in sources.values())
+    aligned = preprocess.crop in ALIGNED_CROPS
+    return {
+        "crop": preprocess.crop,
+        "landmarks": preprocess.landmarks if aligned else None,
+        "source_photos": len(sources),
+        "face_found": status.get("ok", 0),
+        "no_face_fallback": fallback_count(sources.values()),
+        "never_detected": status.get("None", 0),
+        "fallback": "a real photo with no face found (or never detected: never_detected) is "
+        "prepared from the frame inset 10% on every side (unaligned square crop; dlib-chip: "
+        "dlib's 5-point predictor inside it)",
+    }
+
+
+def _mask_type_breakdown(
+    out: dict[str, Any],
+    cols: dict[str, Any],
+    report: Any,
+    labels: np.ndarray,
+    score: np.ndarray,
+    used: np.ndarray,
+) -> None:
+    """``by_mask_type`` (verification per probe mask label, each with the impostors of that
+    label) and ``genuine_by_mask_type_pair`` (genuine pairs per label pair: count, median score
+    and FNMR at the overall EER threshold), where the dataset labels masks (MFR2)."""
+    pairs = list(cols["mask_type"])
+    if not any(v is not None for v in pairs):
+        return
+    probe = np.asarray(
+        [probe_mask_type_of(v) or "no-mask" if v is not None else "unlabelled" for v in pairs],
+        dtype=object,
+    )
+    out["by_mask_type"] = {
+        t: report(probe == t) for t in sorted(set(probe[used].tolist())) if t != "unlabelled"
+    }
+    thr = (out["overall"].get("eer") or {}).get("threshold")
+    kinds = np.asarray([v or "unlabelled" for v in pairs], dtype=object)
+    genuine = used & (labels == 1)
+    rows: dict[str, Any] = {}
+    for t in sorted(set(kinds[genuine].tolist()) - {"unlabelled"}):
+        sel = genuine & (kinds == t)
+        s = score[sel]
+        rows[t] = {
+            "n_genuine": int(sel.sum()),
+            "median_score": float(np.median(s)),
+            "fnmr_at_eer_threshold": None if thr is None else float(np.mean(s < thr)),
+        }
+    out["genuine_by_mask_type_pair"] = {"threshold": thr, "rows": rows}
+
+
+def probe_mask_type_of(pair_types: str) -> str | None:
+    """The masked side's label(s) from a ``mask_type`` pair value (``no-mask`` left out)."""
+    values = [v for v in pair_types.split("+") if v != "no-mask"]
+    return "+".join(values) if values else None
 
 
 def _identification_sets(
@@ -900,9 +967,6 @@ def evaluate(
     eval_idx = [i for i, p in enumerate(pairs) if p["split"] in EVAL_SPLITS]
     if not eval_idx:
         raise UserError(f"{pid} has no val or test pairs to evaluate")
-    check_crop(
-        [images[pairs[i][s]] for i in eval_idx for s in ("a", "b")], emb_model.preprocess.crop
-    )
     if isinstance(emb_model, HeadModel):
         groups, fit_how = _head_groups(protocol, eval_idx, emb_model)
     else:
@@ -984,6 +1048,7 @@ def evaluate(
         rows["colour"].append(pair_colour(a, b))
         rows["detector"].append(pair_value(a, b, "detector"))
         rows["landmarks"].append(pair_value(a, b, "landmarks"))
+        rows["mask_type"].append(pair_mask_types(a, b))
         status, reason = "ok", ""
         gi = group_of.get(i)
         if gi is None:
@@ -1109,6 +1174,10 @@ def evaluate(
             "damaged_shards": stats.damaged_shards,
             "worker_processes": stats.processes,
         },
+        "faces": _faces_summary(
+            [images[pairs[i][side]] for i in eval_idx for side in ("a", "b")],
+            emb_model.preprocess,
+        ),
         "pairs": {
             "total": n,
             "evaluated": len(eval_idx),

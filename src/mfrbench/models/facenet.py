@@ -12,9 +12,12 @@ that file, alone any such state dict (see
 to run: a randomly initialised network is never reported as a result.
 
 Input as facenet-pytorch's ``fixed_image_standardization``: RGB, (pixel - 127.5) / 128.
-Options ``crop=face|upper-half|protocol`` (default ``face``) and ``size=WxH``; defaults keep the
-crop's aspect: 160x160 for ``face``, 160x80 for ``upper-half``, width 160 for ``protocol``
-(the network pools globally; inputs below about 75 px on a side are too small for it).
+Options ``crop=facenet-160|arcface-112|face|upper-half|protocol`` (default ``facenet-160``:
+the MTCNN box resized to 160x160 as facenet-pytorch crops, the input these weights were
+trained on), ``landmarks=source|detect`` (where an aligned crop's points come from, see
+``evaluate.prepare``) and ``size=WxH``; defaults keep the crop's aspect: 160x160 for the
+square crops, 160x80 for ``upper-half``, width 160 for ``protocol`` (the network pools
+globally; inputs below about 75 px on a side are too small for it).
 
 Fine-tuning (:class:`~mfrbench.models.base.FineTunable`): the blocks are ``stem`` (conv2d_1a ..
 conv2d_4b), ``repeat_1``, ``mixed_6a``, ``repeat_2``, ``mixed_7a``, ``repeat_3``, ``block8`` and
@@ -34,6 +37,7 @@ import torch.nn.functional as F
 
 from mfrbench.errors import UserError
 from mfrbench.models.base import (
+    LANDMARK_SOURCES,
     Box,
     EmbeddingModel,
     FineTunable,
@@ -62,7 +66,7 @@ PUBLISHED = {
     "casia-webface": Published(f"{_RELEASE}/20180408-102900-casia-webface.pt"),
 }
 WHAT = "a facenet-pytorch InceptionResnetV1 state dict"
-CROPS = ("face", "upper-half", "protocol")
+CROPS = ("face", "upper-half", "protocol", "arcface-112", "facenet-160")
 INPUT = 160
 #: Smallest input side the network accepts (its valid-padding reductions need 75 px).
 MIN_SIDE = 75
@@ -88,7 +92,8 @@ class FaceNet(FineTunable, EmbeddingModel):
     def __init__(self, **options: Any) -> None:
         opts = Options(self.name, options)
         source = weights_source(self.name, opts, PUBLISHED, WHAT)
-        crop = opts.choice("crop", CROPS, "face")
+        crop = opts.choice("crop", CROPS, "facenet-160")
+        landmarks = opts.choice("landmarks", LANDMARK_SOURCES, "source")
         size = opts.size("size", default_size(crop, INPUT))
         opts.finish()
         if size is not None and min(size) < MIN_SIDE:
@@ -104,7 +109,7 @@ class FaceNet(FineTunable, EmbeddingModel):
         self.weights_path = path
         self.weights_digest = sha256_file(path)
         self.num_classes = num_classes
-        self.preprocess = Preprocess(size, "rgb", MEAN, STD, crop)
+        self.preprocess = Preprocess(size, "rgb", MEAN, STD, crop, landmarks)
 
     @classmethod
     def check(cls, **options: Any) -> tuple[bool, str]:

@@ -2,8 +2,10 @@
 
 The model takes one NCHW float32 input and returns (N, D) embeddings. Its input size comes from
 the model's input shape, or ``size=WxH`` when that shape is dynamic. The defaults follow the
-ArcFace convention (RGB, (x/255 - 0.5) / 0.5, a face crop); override with ``mean``, ``std``
-(one value or one per channel, comma-separated), ``color`` (rgb/bgr/gray), ``crop`` and
+ArcFace convention (RGB, (x/255 - 0.5) / 0.5, the five points similarity-aligned onto
+insightface's 112x112 template: crop ``arcface-112``); override with ``mean``, ``std`` (one
+value or one per channel, comma-separated), ``color`` (rgb/bgr/gray), ``crop`` (any of
+``models.base.CROPS``), ``landmarks`` (``source`` or ``detect``, see ``evaluate.prepare``) and
 ``distance``. The session runs single-threaded (intra- and inter-op), so outputs do not depend
 on thread scheduling; parallelism belongs to the evaluator's workers.
 """
@@ -19,6 +21,7 @@ from mfrbench.errors import UserError
 from mfrbench.models.base import (
     CROPS,
     DISTANCES,
+    LANDMARK_SOURCES,
     Box,
     EmbeddingModel,
     ModelIdentity,
@@ -107,10 +110,13 @@ class OnnxModel(EmbeddingModel):
             )
         mean = opts.floats("mean", (0.5,))
         std = opts.floats("std", (0.5,))
-        crop = opts.choice("crop", CROPS, "face")
+        crop = opts.choice("crop", CROPS, "arcface-112")
+        landmarks = opts.choice("landmarks", LANDMARK_SOURCES, "source")
         self.default_distance = opts.choice("distance", DISTANCES, "cosine")
         opts.finish()
-        self.preprocess = Preprocess(size=size, color=color, mean=mean, std=std, crop=crop)
+        self.preprocess = Preprocess(
+            size=size, color=color, mean=mean, std=std, crop=crop, landmarks=landmarks
+        )
         self.name = f"onnx:{self.path.name}"
         self._digest = sha256_file(self.path)
         dim = _dim(out.shape[1]) if out.shape is not None else None

@@ -20,7 +20,9 @@ Options:
   :mod:`~mfrbench.models.nets.resnet`); ``vggface2`` also switches to that model's input
   (BGR, mean subtraction of [91.4953, 103.8827, 131.0912], no scaling). Required when ``fc``
   has 8631 outputs (VGGFace2 identities), since both variants are published with that head.
-- ``crop=face|upper-half|protocol`` (default ``face``) and ``size=WxH``: the input. Defaults
+- ``crop=face|upper-half|protocol|arcface-112|facenet-160`` (default ``face``),
+  ``landmarks=source|detect`` (aligned crops, see ``evaluate.prepare``) and ``size=WxH``: the
+  input. Defaults
   keep the crop's aspect: 224x224 for ``face``, 224x112 for ``upper-half``; for ``protocol``
   each image is scaled to width 224 keeping its aspect (ResNet pools globally, so any
   size works).
@@ -41,6 +43,7 @@ import torch
 
 from mfrbench.errors import UserError
 from mfrbench.models.base import (
+    LANDMARK_SOURCES,
     Box,
     EmbeddingModel,
     FineTunable,
@@ -76,7 +79,7 @@ PUBLISHED = {
     ),
 }
 WHAT = "a torchvision resnet50 or VGGFace2 ResNet-50 state dict"
-CROPS = ("face", "upper-half", "protocol")
+CROPS = ("face", "upper-half", "protocol", "arcface-112", "facenet-160")
 INPUT = 224
 VGGFACE2_CLASSES = 8631
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -105,6 +108,7 @@ class ResNet50(FineTunable, EmbeddingModel):
                 f"{', '.join(VARIANTS)}"
             )
         crop = opts.choice("crop", CROPS, "face")
+        landmarks = opts.choice("landmarks", LANDMARK_SOURCES, "source")
         size = opts.size("size", default_size(crop, INPUT))
         opts.finish()
         if opts.str("pretrained"):
@@ -139,9 +143,9 @@ class ResNet50(FineTunable, EmbeddingModel):
         self.implementation = type(net).__module__.split(".")[0]  # "torchvision" or "mfrbench"
         if variant == "vggface2":
             mean = tuple(m / 255.0 for m in VGGFACE2_MEAN_BGR)
-            self.preprocess = Preprocess(size, "bgr", mean, (1 / 255.0,) * 3, crop)
+            self.preprocess = Preprocess(size, "bgr", mean, (1 / 255.0,) * 3, crop, landmarks)
         else:
-            self.preprocess = Preprocess(size, "rgb", IMAGENET_MEAN, IMAGENET_STD, crop)
+            self.preprocess = Preprocess(size, "rgb", IMAGENET_MEAN, IMAGENET_STD, crop, landmarks)
 
     @classmethod
     def check(cls, **options: Any) -> tuple[bool, str]:

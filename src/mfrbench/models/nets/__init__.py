@@ -330,8 +330,9 @@ CHUNK = 32
 
 
 def default_size(crop: str, width: int) -> tuple[int, int] | None:
-    """Input (w, h) keeping the crop's aspect: square face, 2:1 upper half, None = per image."""
-    if crop == "face":
+    """Input (w, h) keeping the crop's aspect: square face and aligned crops, 2:1 upper half,
+    None = per image."""
+    if crop in ("face", "arcface-112", "facenet-160"):
         return width, width
     if crop == "upper-half":
         return width, width // 2

@@ -1,0 +1,182 @@
+"""Real images: faces found once at protocol time, MFR2's mask labels, and what eval does with
+them, end to end on real photos in MFR2's exact layout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mfrbench.protocol import load_protocol
+
+# identity -> [(source, MFR2 mask label)], image numbers in order
+LAYOUT = {
+    "AdrianDunbar": [
+        ("lfw:Al_Gore", "no-mask"),
+        ("lfw:Al_Gore", "no-mask"),
+        ("real:0", "surgical_blue"),
+    ],
+    "AlanMulally": [("lfw:Andy_Roddick", "no-mask"), ("real:1", "N95"), ("real:2", "KN95")],
+    "AmyKlobuchar": [
+        ("lfw:Ari_Fleischer", "no-mask"),
+        ("real:3", "cloth_black"),
+        ("blank", "N99"),
+    ],
+}
+PAIRS = """AdrianDunbar 1 2
+AdrianDunbar 1 3
+AlanMulally 1 2
+AlanMulally 2 3
+AmyKlobuchar 1 2
+AmyKlobuchar 1 3
+AdrianDunbar 3 AlanMulally 2
+AdrianDunbar 1 AmyKlobuchar 1
+AlanMulally 3 AmyKlobuchar 2
+AmyKlobuchar 3 AdrianDunbar 2
+"""
+
+
+def mfrbench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mfrbench", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def mfr2_tree(lfw_mini: Path, masked_real: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MFR2 copy in MFR2's own format: Name/Name_000N.png, pairs.txt, mfr2_labels.txt."""
+    root = tmp_path_factory.mktemp("mfr2") / "mfr2"
+    real = sorted(masked_real.iterdir())
+    used: dict[str, int] = {}
+    labels = []
+    for name, images in LAYOUT.items():
+        (root / name).mkdir(parents=True)
+        for n, (source, kind) in enumerate(images, 1):
+            if source == "blank":  # a photo without a face: the cascade finds none
+                bgr = np.full((200, 160, 3), 127, np.uint8)
+            elif source.startswith("lfw:"):
+                person = source[4:]
+                k = used.get(person, 0)
+                used[person] = k + 1
+                bgr = cv2.imread(str(sorted((lfw_mini / person).glob("*.jpg"))[k]))
+            else:
+                bgr = cv2.imread(str(real[int(source[5:])]))
+            cv2.imwrite(str(root / name / f"{name}_{n:04d}.png"), bgr)
+            labels.append(f"{name}, {n}, {kind}")
+    (root / "pairs.txt").write_text(PAIRS)
+    (root / "mfr2_labels.txt").write_text("\n".join(labels) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def mfr2_protocol(mfr2_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("proto") / "mfr2.json"
+    r = mfrbench("pairs", "mfr2", "--root", str(mfr2_tree), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "faces of 9 real images: mtcnn 8, no_face 1" in r.stderr
+    return out
+
+
+def test_mfr2_protocol_freezes_faces_labels_and_pair_types(mfr2_protocol: Path) -> None:
+    protocol = load_protocol(mfr2_protocol)
+    images = {im["id"]: im for im in protocol["images"]}
+    blank = images["real:AmyKlobuchar/AmyKlobuchar_0003.png"]
+    assert blank["face_status"] == "no_face" and blank["points5"] is None
+    assert blank["mask_type"] == "N99" and blank["masked"] is True
+    for im in images.values():
+        if im is blank:
+            continue
+        assert im["face_status"] == "ok" and im["detector"] == "mtcnn"
+        assert im["points5_source"] == "mtcnn" and len(im["landmarks68"]) == 68
+        # the five points lie inside the detector box, the eyes above the mouth
+        x1, y1, x2, y2 = im["det_box"]
+        pts = np.asarray(im["points5"])
+        assert ((pts >= [x1, y1]) & (pts <= [x2, y2])).all()
+        assert pts[:2, 1].max() < pts[3:, 1].min()
+        assert im["masked"] == (im["mask_type"] != "no-mask")
+    types = {(p["a"], p["b"]): p["pair_type"] for p in protocol["pairs"]}
+    assert (
+        types[
+            ("real:AdrianDunbar/AdrianDunbar_0001.png", "real:AdrianDunbar/AdrianDunbar_0002.png")
+        ]
+        == "unmasked-unmasked"
+    )
+    assert (
+        types[
+            ("real:AdrianDunbar/AdrianDunbar_0001.png", "real:AdrianDunbar/AdrianDunbar_0003.png")
+        ]
+        == "masked-unmasked"
+    )
+    # listed masked first, stored with the unmasked reference first
+    assert (
+        types[
+            ("real:AdrianDunbar/AdrianDunbar_0002.png", "real:AmyKlobuchar/AmyKlobuchar_0003.png")
+        ]
+        == "masked-unmasked"
+    )
+    assert (
+        types[("real:AlanMulally/AlanMulally_0002.png", "real:AlanMulally/AlanMulally_0003.png")]
+        == "masked-masked"
+    )
+    params = protocol["generation"]["params"]
+    assert params["face_detector"] == "mtcnn" and params["face_policy"] == "center"
+    r = mfrbench("protocol", "show", str(mfr2_protocol), "--json")
+    shown = json.loads(r.stdout)
+    assert shown["face_status"] == {"no_face": 1, "ok": 8}
+    assert shown["mask_types"]["no-mask"] == 4
+
+
+def test_eval_on_mfr2_breaks_down_by_mask_type(
+    mfr2_protocol: Path, mfr2_tree: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("dlib")
+    r = mfrbench(
+        "eval", "--model", "plugin:dlib-resnet", "--protocol", str(mfr2_protocol),
+        "--root", str(mfr2_tree), "--out", str(tmp_path / "results"),
+        "--cache-dir", str(tmp_path / "cache"), "--n-boot", "0", "--no-plots",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    report_path = next((tmp_path / "results").rglob("report.json"))
+    report = json.loads(report_path.read_text())
+    faces = report["faces"]
+    assert faces["crop"] == "dlib-chip" and faces["landmarks"] == "source"
+    assert (faces["source_photos"], faces["face_found"], faces["no_face_fallback"]) == (9, 8, 1)
+    ver = report["verification"]
+    assert set(ver["by_pair_type"]) == {"masked-masked", "masked-unmasked", "unmasked-unmasked"}
+    assert "surgical_blue" in ver["by_mask_type"] and "no-mask" in ver["by_mask_type"]
+    rows = ver["genuine_by_mask_type_pair"]["rows"]
+    assert rows["no-mask+surgical_blue"]["n_genuine"] == 1
+    assert rows["KN95+N95"]["n_genuine"] == 1
+    assert sum(r["n_genuine"] for r in rows.values()) == 6
+    md = (report_path.parent / "report.md").read_text()
+    assert "Genuine pairs by mask-type pair" in md and "| no-mask+surgical_blue | 1 |" in md
+    assert "8 with a face frozen in the protocol, 1 with none found" in md
+    # the two unmasked photos of one person verify; the pair is genuine and close
+    scores = {(s["a"], s["b"]): s for s in _scores(report_path.parent / "scores.parquet")}
+    same = scores[
+        ("real:AdrianDunbar/AdrianDunbar_0001.png", "real:AdrianDunbar/AdrianDunbar_0002.png")
+    ]
+    assert same["status"] == "ok" and same["distance"] < 0.6 and same["mask_type"] == "no-mask"
+
+
+def _scores(path: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+def test_real_image_faces_do_not_depend_on_workers(mfr2_tree: Path) -> None:
+    from mfrbench.datasets import get_dataset
+    from mfrbench.faces import FaceConfig, detect_faces
+    from mfrbench.pairs import images_from_records
+
+    images = images_from_records(get_dataset("mfr2", root=mfr2_tree).records())
+    config = FaceConfig(face_policy="center")
+    one, counts = detect_faces(images, mfr2_tree, config, workers=1)
+    two, _ = detect_faces(images, mfr2_tree, config, workers=2)
+    assert one == two and counts == {"mtcnn": 8, "no_face": 1}
