@@ -30,7 +30,7 @@ from mfrbench.protocol import load_protocol
 from mfrbench.vision.align import iou
 from mfrbench.vision.blazeface import BlazeFace
 from mfrbench.vision.decode import decode_image
-from mfrbench.vision.detect import DlibHog, MmodCnn, plausible_points5, select_face
+from mfrbench.vision.detect import Cascade, DlibHog, MmodCnn, plausible_points5, select_face
 from mfrbench.vision.mtcnn import MTCNN
 
 
@@ -55,6 +55,11 @@ def detectors() -> dict[str, Callable[[np.ndarray], list]]:
         "BlazeFace short (0.5)": short.detect,
         "BlazeFace short (0.3)": short_lo.detect,
         "BlazeFace full (0.6)": full.detect,
+        "cascade mtcnn > dlib > haar (synth's)": Cascade(["mtcnn", "dlib", "haar"]).detect,
+        "cascade mtcnn > mmod > dlib > haar": Cascade(["mtcnn", "mmod", "dlib", "haar"]).detect,
+        "cascade mtcnn > blazeface-short > haar": Cascade(
+            ["mtcnn", "blazeface-short", "haar"]
+        ).detect,
     }
 
 
@@ -78,12 +83,13 @@ def lfw_sets(data: Path, n: int, seed: int) -> tuple[list, list]:
 
 def run(name: str, detect: Callable, images: list) -> dict:
     found = agree = false = extra = 0
-    ious, times = [], []
-    for rgb, ref in images:
+    ious, times, missed = [], [], []
+    for k, (rgb, ref) in enumerate(images):
         t = time.perf_counter()
         faces = detect(rgb)
         times.append(time.perf_counter() - t)
         if not faces:
+            missed.append(k)
             continue
         found += 1
         extra += len(faces) - 1
@@ -103,6 +109,7 @@ def run(name: str, detect: Callable, images: list) -> dict:
         "false_faces": int(false),
         "extra_detections": int(extra),
         "ms": 1000 * float(np.median(times)),
+        "missed": missed,
     }
 
 
@@ -119,10 +126,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     dets = detectors()
-    real = [
-        (decode_image(p.read_bytes()).rgb, None)
-        for p in sorted((args.data / "masked-real").iterdir())
-    ]
+    real_paths = sorted((args.data / "masked-real").iterdir())
+    real = [(decode_image(p.read_bytes()).rgb, None) for p in real_paths]
     # masked-real has no reference: agreement is with MTCNN's default box
     ref_boxes = []
     for rgb, _ in real:
@@ -141,10 +146,14 @@ def main() -> None:
             row = run(name, det, images)
             row["set"] = set_name
             rows.append(row)
+            missed = (
+                [real_paths[k].name for k in row["missed"]] if set_name == "masked-real" else []
+            )
             print(
                 f"{set_name:12s} {name:40s} {row['found']:4d}/{row['images']:<4d} "
                 f"IoU {row['median_iou'] or 0:.3f} false {row['false_faces']:3d} "
-                f"extra {row['extra_detections']:3d} {row['ms']:7.1f} ms",
+                f"extra {row['extra_detections']:3d} {row['ms']:7.1f} ms"
+                + (f" missed {missed}" if missed else ""),
                 flush=True,
             )
     if args.json:

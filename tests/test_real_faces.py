@@ -124,7 +124,8 @@ def test_mfr2_protocol_freezes_faces_labels_and_pair_types(mfr2_protocol: Path) 
         == "masked-masked"
     )
     params = protocol["generation"]["params"]
-    assert params["face_detector"] == "mtcnn" and params["face_policy"] == "center"
+    assert params["face_detector"] == "mtcnn,blazeface-short,dlib,haar"
+    assert params["face_policy"] == "center"
     r = mfrbench("protocol", "show", str(mfr2_protocol), "--json")
     shown = json.loads(r.stdout)
     assert shown["face_status"] == {"no_face": 1, "ok": 8}
@@ -202,3 +203,34 @@ def test_pairs_folder_imports_an_lfw_format_list(lfw_mini: Path, tmp_path: Path)
     assert all(im["variant"] == "real" and not im["masked"] for im in protocol["images"])
     r = mfrbench("pairs", "folder", "--root", str(lfw_mini), "--pairs-file", str(tmp_path / "x"))
     assert r.returncode == 2 and "--pairs-file: file not found" in r.stderr
+
+
+def test_pairs_folder_masked_from_with_mask_types(lfw_mini: Path, tmp_path: Path) -> None:
+    """``--masked-from`` flags which photos show masks and, with a mask_type column, which."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    people = sorted(p.name for p in lfw_mini.iterdir() if p.is_dir())[:6]
+    rows = {"src_path": [], "real_mask": [], "mask_type": []}
+    for person in people:
+        for k, f in enumerate(sorted((lfw_mini / person).glob("*.jpg"))[:4]):
+            rows["src_path"].append(f"{person}/{f.name}")
+            rows["real_mask"].append(k < 2)
+            rows["mask_type"].append("N95" if k == 0 else "surgical_blue" if k == 1 else "no-mask")
+    flags = tmp_path / "flags.parquet"
+    pq.write_table(pa.table(rows), flags)
+    out = tmp_path / "folder.json"
+    r = mfrbench(
+        "pairs", "folder", "--root", str(lfw_mini), "--masked-from", str(flags),
+        "--max-per-id", "2", "--test-frac", "0.5", "--val-frac", "0", "--out", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    protocol = load_protocol(out)
+    images = {im["id"]: im for im in protocol["images"]}
+    for p in protocol["pairs"]:
+        a, b = images[p["a"]], images[p["b"]]
+        assert p["pair_type"] == "masked-unmasked" and b["masked"] and not a["masked"]
+        assert b["mask_type"] in ("N95", "surgical_blue")
+        assert a["mask_type"] in ("no-mask", None)  # None: a photo the flags file does not list
+    r = mfrbench("pairs", "folder", "--root", str(lfw_mini), "--masked-from", str(tmp_path / "no"))
+    assert r.returncode == 2 and "--masked-from: file not found" in r.stderr

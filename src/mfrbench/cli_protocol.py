@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mfrbench.errors import UserError
+from mfrbench.faces import REAL_IMAGE_CASCADE
 
 pairs_app = typer.Typer(help="Generate identity-disjoint pairs and freeze them as a protocol.")
 protocol_app = typer.Typer(help="Freeze, verify, show and render protocol files.")
@@ -45,7 +46,8 @@ FaceDetector = Annotated[
     str,
     typer.Option(
         "--detector",
-        help="Face detector for real images (as synth: mtcnn, dlib, haar or a comma list).",
+        help="Face detector cascade for real images (names as synth's --detector; a comma "
+        "list is tried in order).",
     ),
 ]
 FaceLandmarks = Annotated[
@@ -172,7 +174,7 @@ def pairs_rmfrd(
     description: Description = "",
     citation: Citation = None,
     out: Out = None,
-    detector: FaceDetector = "mtcnn",
+    detector: FaceDetector = REAL_IMAGE_CASCADE,
     landmarks: FaceLandmarks = "dlib",
     face_policy: FacePolicy = "auto",
     margin: FaceMargin = 15,
@@ -212,7 +214,8 @@ def pairs_folder(
     masked_from: Annotated[
         Path | None,
         typer.Option(
-            help="Parquet with src_path and real_mask (or masked) saying which show masks."
+            help="Parquet with src_path and real_mask (or masked) saying which show masks, "
+            "and optionally mask_type (the mask's label, for breakdowns by mask type)."
         ),
     ] = None,
     pairs_file: Annotated[
@@ -229,7 +232,7 @@ def pairs_folder(
     description: Description = "",
     citation: Citation = None,
     out: Out = None,
-    detector: FaceDetector = "mtcnn",
+    detector: FaceDetector = REAL_IMAGE_CASCADE,
     landmarks: FaceLandmarks = "dlib",
     face_policy: FacePolicy = "auto",
     margin: FaceMargin = 15,
@@ -246,7 +249,9 @@ def pairs_folder(
     if masked_from is not None:
         flags = _masked_flags(masked_from)
         for im in images:
-            im["masked"] = flags.get(im["src_path"], im["masked"])
+            masked, kind = flags.get(im["src_path"], (None, None))
+            im["masked"] = im["masked"] if masked is None else masked
+            im["mask_type"] = kind
     if pairs_file is not None:
         if not pairs_file.is_file():
             raise UserError(f"--pairs-file: file not found: {pairs_file}")
@@ -274,7 +279,9 @@ def pairs_folder(
     )
 
 
-def _masked_flags(path: Path) -> dict[str, bool]:
+def _masked_flags(path: Path) -> dict[str, tuple[bool | None, str | None]]:
+    """src_path -> (masked, mask_type) from a Parquet file with src_path and real_mask (or
+    masked) and, optionally, mask_type (a dataset's own mask label, as MFR2's)."""
     import pyarrow.parquet as pq
 
     if not path.is_file():
@@ -283,8 +290,13 @@ def _masked_flags(path: Path) -> dict[str, bool]:
     column = "real_mask" if "real_mask" in names else "masked" if "masked" in names else None
     if "src_path" not in names or column is None:
         raise UserError(f"--masked-from: {path} needs columns src_path and real_mask (or masked)")
-    d = pq.read_table(path, columns=["src_path", column]).to_pydict()
-    return {p: bool(m) for p, m in zip(d["src_path"], d[column], strict=True) if m is not None}
+    wanted = ["src_path", column] + (["mask_type"] if "mask_type" in names else [])
+    d = pq.read_table(path, columns=wanted).to_pydict()
+    kinds = d.get("mask_type", [None] * len(d["src_path"]))
+    return {
+        p: (None if m is None else bool(m), k)
+        for p, m, k in zip(d["src_path"], d[column], kinds, strict=True)
+    }
 
 
 @pairs_app.command("manifest")
@@ -394,7 +406,7 @@ def pairs_mfr2(
     description: Description = "",
     citation: Citation = None,
     out: Out = None,
-    detector: FaceDetector = "mtcnn",
+    detector: FaceDetector = REAL_IMAGE_CASCADE,
     landmarks: FaceLandmarks = "dlib",
     face_policy: FacePolicy = "auto",
     margin: FaceMargin = 15,

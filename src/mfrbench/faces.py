@@ -25,10 +25,14 @@ from typing import Any
 import numpy as np
 
 from mfrbench.errors import ImageError, UserError
-from mfrbench.vision.align import points5_from_landmarks68
 
 #: face policies that fit a dataset when "auto" is asked for (as synth's --face-policy auto)
 CENTRED_DATASETS = ("lfw", "mfr2", "rmfrd")
+#: The real-image cascade, chosen by bench/detect_real.py (docs/benchmarks.md, issue 9): MTCNN
+#: first (its boxes and five points are the synthetic protocols' own), then BlazeFace short
+#: range, which finds masked faces MTCNN misses (26/26 real masked photos, 299/300 masked LFW,
+#: no false faces), then dlib HOG and Haar.
+REAL_IMAGE_CASCADE = "mtcnn,blazeface-short,dlib,haar"
 _CHUNK = 16
 
 
@@ -36,7 +40,7 @@ _CHUNK = 16
 class FaceConfig:
     """How real images' faces are found: the same options as ``mfrbench synth``."""
 
-    detector: str = "mtcnn"
+    detector: str = REAL_IMAGE_CASCADE
     fallback: bool = True
     landmarks: str = "dlib"
     face_policy: str = "largest"
@@ -82,6 +86,8 @@ def face_fields(
     0.01 px; the 68 anchors at whole pixels (dlib's own resolution; a dlib shape holds integer
     points), which keeps a protocol small.
     """
+    from mfrbench.vision.align import points5_from_landmarks68
+
     canon = np.asarray(landmarks68, dtype=np.float64).reshape(68, 2)
     if det_points5 is not None:
         points5, source = _points(det_points5), "mtcnn"
@@ -118,6 +124,7 @@ class FaceFinder:
         self.cascade = Cascade(
             cascade_names(config.detector, config.fallback), max_side=config.max_side
         )
+        self.cascade.load_all()
         self.landmarker = make_landmarker(config.landmarks)
 
     def find(self, rgb: np.ndarray) -> dict[str, Any]:

@@ -348,6 +348,11 @@ class Cascade:
     def names(self) -> list[str]:
         return list(self._names)
 
+    def load_all(self) -> None:
+        """Build every detector now (fallbacks too), so a missing model fails before a run."""
+        for i in range(len(self._slots)):
+            self._get(i)
+
     def _get(self, i: int) -> Detector:
         slot = self._slots[i]
         if isinstance(slot, str):
