@@ -234,3 +234,67 @@ def test_pairs_folder_masked_from_with_mask_types(lfw_mini: Path, tmp_path: Path
         assert a["mask_type"] in ("no-mask", None)  # None: a photo the flags file does not list
     r = mfrbench("pairs", "folder", "--root", str(lfw_mini), "--masked-from", str(tmp_path / "no"))
     assert r.returncode == 2 and "--masked-from: file not found" in r.stderr
+
+
+def _synthetic_refs(lfw_mini: Path, n: int = 3) -> list[dict]:
+    """Unmasked and black-masked synthetic ImageRefs of real photos, faces found as synth does."""
+    import hashlib
+
+    from mfrbench.faces import FaceConfig, FaceFinder
+    from mfrbench.vision.decode import decode_image
+    from mfrbench.vision.mask import mask_polygon
+
+    finder = FaceFinder(FaceConfig(detector="mtcnn", face_policy="center"))
+    refs = []
+    for path in sorted(lfw_mini.glob("*/*.jpg"))[:n]:
+        rel = path.relative_to(lfw_mini).as_posix()
+        face = finder.find(decode_image(path.read_bytes()).rgb)
+        base = {
+            "src_path": rel,
+            "src_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "synthetic": True,
+            "roi_box": face["face_box"],
+            "out_wh": [112, 112],
+            **face,
+        }
+        poly = mask_polygon(np.asarray(face["landmarks68"], dtype=np.float64)).tolist()
+        refs.append({**base, "variant": "unmasked", "mask_polygon": None, "color_rgb": None})
+        refs.append({**base, "variant": "mask-black", "mask_polygon": poly, "color_rgb": [0, 0, 0]})
+    return refs
+
+
+def test_aligned_crops_from_frozen_points_and_re_detected(lfw_mini: Path) -> None:
+    from mfrbench.evaluate.prepare import (
+        content_key,
+        detected_face,
+        load_source,
+        masked_frame,
+        prepare,
+    )
+    from mfrbench.models.base import Preprocess
+    from mfrbench.vision import align
+
+    for ref in _synthetic_refs(lfw_mini):
+        frame = masked_frame(ref, load_source(ref, lfw_mini))
+        arc = Preprocess((112, 112), "rgb", (0.5,), (0.5,), "arcface-112")
+        crop, box = prepare(ref, lfw_mini, arc)
+        assert box is None and np.array_equal(crop, align.arcface_crop(frame, ref["points5"]))
+        net = Preprocess((160, 160), "rgb", (0.5,), (0.5,), "facenet-160")
+        assert np.array_equal(
+            prepare(ref, lfw_mini, net)[0], align.facenet_crop(frame, ref["det_box"], 160)
+        )
+        redetect = Preprocess((112, 112), "rgb", (0.5,), (0.5,), "arcface-112", "detect")
+        again, _ = prepare(ref, lfw_mini, redetect)
+        assert content_key(ref, arc) != content_key(ref, redetect)
+        if ref["variant"] == "unmasked":  # the same photo re-detected: the same alignment
+            assert np.abs(again.astype(int) - crop.astype(int)).mean() < 1.0
+        else:  # the mask moves MTCNN's eye points (up to ~0.4 IOD here), not to another face
+            _, points = detected_face(frame, tuple(ref["face_box"]))
+            frozen = np.asarray(ref["points5"])
+            iod = np.linalg.norm(frozen[1] - frozen[0])
+            assert np.linalg.norm(points[:2] - frozen[:2], axis=1).max() < 0.5 * iod
+    # source alignment ignores the mask: the unmasked and masked crops differ only under it
+    refs = _synthetic_refs(lfw_mini, 1)
+    plain, covered = (prepare(r, lfw_mini, arc)[0] for r in refs)
+    changed = np.any(plain != covered, axis=2)
+    assert changed[:56].mean() < 0.02 and changed[70:].mean() > 0.3
