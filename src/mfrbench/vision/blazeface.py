@@ -18,7 +18,11 @@ carry no ``landmarks5``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -97,6 +101,21 @@ def weighted_nms(
     return out
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence the C library's stderr (file descriptor 2) for the duration: LiteRT writes an
+    INFO line there that no option turns off, and CLI users see only our own messages."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class BlazeFace:
     """One BlazeFace model (``kind`` short or full) behind the project's detector interface."""
 
@@ -113,8 +132,9 @@ class BlazeFace:
         self.name = f"blazeface-{kind}"
         self.min_score = default_score if min_score is None else float(min_score)
         path = Path(model_path) if model_path else model_file(kind)
-        self._net = Interpreter(model_path=str(path), num_threads=1)
-        self._net.allocate_tensors()
+        with _quiet_stderr():  # LiteRT logs "INFO: Created TensorFlow Lite XNNPACK delegate"
+            self._net = Interpreter(model_path=str(path), num_threads=1)
+            self._net.allocate_tensors()
         self._input = self._net.get_input_details()[0]["index"]
         outs = sorted(self._net.get_output_details(), key=lambda d: d["shape"][-1])
         self._scores, self._regressors = outs[0]["index"], outs[1]["index"]
