@@ -142,6 +142,7 @@ def bench_million(n_pairs: int, n_ids: int, per_id: int, dim: int, n_boot: int) 
             "colour": [None] * ia.size,
             "detector": [None] * ia.size,  # real-image columns; ignored by older schemas
             "landmarks": [None] * ia.size,
+            "mask_type": [None] * ia.size,
             "status": ["ok"] * ia.size,
             "reason": [""] * ia.size,
         }
