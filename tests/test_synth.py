@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -228,3 +229,35 @@ def test_auto_face_policy_is_center_for_face_centred_datasets() -> None:
     assert resolve_defaults(SynthConfig(dataset="lfw")).face_policy == "center"
     assert resolve_defaults(SynthConfig(dataset="folder")).face_policy == "largest"
     assert resolve_defaults(SynthConfig(dataset="lfw", face_policy="skip")).face_policy == "skip"
+
+
+def test_outputs_do_not_depend_on_where_the_data_sits(lfw_mini: Path, tmp_path: Path) -> None:
+    """The same images give the same manifest bytes reached through a symlink, after the data
+    folder moved, and when a run started in one place is resumed from the other."""
+    people = sorted(p for p in lfw_mini.iterdir() if p.is_dir())[:6]
+    data = tmp_path / "disk" / "data"
+    for person in people:
+        shutil.copytree(person, data / person.name)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "disk", target_is_directory=True)
+    config = {"dataset": "lfw", "colors": "black"}
+    plain, linked = tmp_path / "plain", tmp_path / "linked"
+    run_synth(SynthConfig(root=str(data), **config), plain)
+    run_synth(SynthConfig(root=str(link / "data"), **config), linked)
+    manifest = (plain / "manifest.parquet").read_bytes()
+    assert (linked / "manifest.parquet").read_bytes() == manifest
+    assert _tree_digest(plain) == _tree_digest(linked)
+    assert str(tmp_path) not in manifest.decode("latin-1")  # no path in the hashed output
+    assert json.loads((linked / "run.json").read_text())["root"] == str(data.resolve())
+
+    # a run cut short here (its last chunk and the manifest lost), the data moved, resumed
+    # there: the other chunks are kept and the bytes are the same
+    parts = sorted((plain / ".parts").glob("part-*.parquet"))
+    assert len(parts) >= 2
+    parts[-1].unlink()
+    (plain / "manifest.parquet").unlink()
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "disk").rename(moved)
+    result = run_synth(SynthConfig(root=str(moved / "data"), **config), plain)
+    assert 0 < result.resumed_sources < result.sources
+    assert (plain / "manifest.parquet").read_bytes() == manifest

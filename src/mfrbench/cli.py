@@ -28,6 +28,7 @@ from mfrbench.cli_eval import eval_command, models_command, report_app
 from mfrbench.cli_protocol import pairs_app, protocol_app
 from mfrbench.cli_train import train_app
 from mfrbench.errors import UserError
+from mfrbench.workers import DEFAULT_WORKERS
 
 app = typer.Typer(
     name="mfrbench",
@@ -105,7 +106,9 @@ def synth(
         typer.Option(help="Training augmentations, comma list: rotate,jitter,blur,noise,gray."),
     ] = None,
     augment_copies: Annotated[int, typer.Option(help="Copies per augmentation.")] = 3,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (default: the usable CPUs).")
+    ] = DEFAULT_WORKERS,
     limit: Annotated[int | None, typer.Option(help="Only the first N images.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
     overwrite: Annotated[

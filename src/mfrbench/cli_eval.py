@@ -25,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from mfrbench.errors import UserError
+from mfrbench.workers import DEFAULT_WORKERS
 
 report_app = typer.Typer(help="Read and compare evaluation reports.")
 console = Console(stderr=True)
@@ -106,7 +107,9 @@ def eval_command(
         str | None, typer.Option(help="cosine|euclidean|sql2 (default: the model's).")
     ] = None,
     out: Annotated[Path, typer.Option(help="Results folder.")] = Path("results"),
-    workers: Annotated[int, typer.Option(help="Embedding worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Embedding worker processes (default: the usable CPUs).")
+    ] = DEFAULT_WORKERS,
     batch_size: Annotated[int, typer.Option(help="Images per model call (and cache shard).")] = 32,
     cache_dir: Annotated[
         Path | None,

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from mfrbench.errors import UserError
 from mfrbench.faces import REAL_IMAGE_CASCADE
+from mfrbench.workers import DEFAULT_WORKERS
 
 pairs_app = typer.Typer(help="Generate identity-disjoint pairs and freeze them as a protocol.")
 protocol_app = typer.Typer(help="Freeze, verify, show and render protocol files.")
@@ -58,7 +59,9 @@ FacePolicy = Annotated[
     typer.Option("--face-policy", help="Several faces: largest, center, skip, or auto (as synth)."),
 ]
 FaceMargin = Annotated[int, typer.Option("--margin", help="Pixels around the face box.")]
-Workers = Annotated[int, typer.Option(help="Processes finding the real images' faces.")]
+Workers = Annotated[
+    int, typer.Option(help="Processes finding the real images' faces (default: the usable CPUs).")
+]
 
 
 def _with_faces(
@@ -178,7 +181,7 @@ def pairs_rmfrd(
     landmarks: FaceLandmarks = "dlib",
     face_policy: FacePolicy = "auto",
     margin: FaceMargin = 15,
-    workers: Workers = 1,
+    workers: Workers = DEFAULT_WORKERS,
 ) -> None:
     """The RMFRD thesis protocol: real masked x unmasked photos, identity-disjoint splits.
 
@@ -236,7 +239,7 @@ def pairs_folder(
     landmarks: FaceLandmarks = "dlib",
     face_policy: FacePolicy = "auto",
     margin: FaceMargin = 15,
-    workers: Workers = 1,
+    workers: Workers = DEFAULT_WORKERS,
 ) -> None:
     """The rmfrd strategy on any identity/image tree (real masks flagged by --masked-from),
     or a listed pair file (--pairs-file).
@@ -410,7 +413,7 @@ def pairs_mfr2(
     landmarks: FaceLandmarks = "dlib",
     face_policy: FacePolicy = "auto",
     margin: FaceMargin = 15,
-    workers: Workers = 1,
+    workers: Workers = DEFAULT_WORKERS,
 ) -> None:
     """Import MFR2's pairs.txt (LFW line format, no header) as a protocol.
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from mfrbench.cli_eval import default_root, out_console, parse_model_opts, stage_progress
 from mfrbench.errors import UserError
+from mfrbench.workers import DEFAULT_WORKERS
 
 train_app = typer.Typer(help="Train models on a frozen protocol (never on its test pairs).")
 
@@ -74,7 +75,9 @@ def siamese_command(
     backbone_lr: Annotated[
         float | None, typer.Option(help="Learning rate of unfrozen blocks (default: --lr).")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Backbone embedding worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Backbone embedding worker processes (default: the usable CPUs).")
+    ] = DEFAULT_WORKERS,
     cache_dir: Annotated[
         Path | None,
         typer.Option(help="Embedding cache (else $MFRBENCH_CACHE/embeddings or ~/.cache/...)."),

@@ -113,13 +113,31 @@ class SynthConfig:
             raise UserError(f"--jpeg-quality must be in 1..100, got {self.jpeg_quality}")
 
     def params(self) -> dict[str, Any]:
-        """JSON-able parameters recorded in the manifest metadata and the resume check."""
+        """JSON-able parameters recorded in the manifest metadata and the resume check.
+
+        Nothing here depends on where the files sit: the data root is left out (the records'
+        paths are relative to it and their sha256 pins the content) and a MediaPipe model file
+        is named by its sha256, so the same images give the same manifest bytes wherever the
+        data folder is, however it is reached (a symlink, a moved disk). ``run.json`` keeps the
+        root for people (:func:`_prepare_out`).
+        """
         d = asdict(self)
+        d.pop("root")
         d["augment"] = list(self.augment)
+        model = d.pop("mediapipe_model")
+        d["mediapipe_model_sha256"] = _file_sha256(model) if model else None
         return d
 
     def digest(self) -> str:
         return hashlib.sha256(canonical_json(self.params()).encode()).hexdigest()
+
+
+def _file_sha256(path: str) -> str:
+    """sha256 of a model file (the path itself when it cannot be read: validation reports it)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return f"unreadable:{path}"
 
 
 #: Datasets whose photos are centred on their subject: the centre face is the labelled person
@@ -448,7 +466,13 @@ def _prepare_out(out: Path, config: SynthConfig, overwrite: bool) -> None:
     elif out.exists() and any(out.iterdir()) and not (out / ".parts").is_dir():
         raise UserError(f"{out} exists and is not an mfrbench synth output; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    run = {"params": config.params(), "params_digest": config.digest(), "tool_version": __version__}
+    run = {
+        "params": config.params(),
+        "params_digest": config.digest(),
+        "tool_version": __version__,
+        # for people only: never compared, never in the manifest
+        "root": str(Path(config.root).expanduser().resolve()) if config.root else None,
+    }
     write_json_atomic(run_file, run)
 
 

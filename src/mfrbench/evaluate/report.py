@@ -79,6 +79,15 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
     return out
 
 
+#: Breakdown groups (colour, detector, mask type...) smaller than this are listed in one line
+#: under report.md's table rather than given a row: their figures mean little.
+MIN_GROUP_PAIRS = 20
+
+
+def _too_small(v: Mapping[str, Any]) -> bool:
+    return "error" in v or int(v.get("n_pairs", 0)) < MIN_GROUP_PAIRS
+
+
 def _summary_row(name: str, v: Mapping[str, Any]) -> list[str]:
     if "error" in v:
         return [name, str(v.get("n_pairs", 0)), f"({v['error']})", *["–"] * 6]
@@ -139,15 +148,25 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     ]
     rows = [_summary_row("all", overall)]
     rows += [_summary_row(t, v) for t, v in ver["by_pair_type"].items()]
+    groups: list[tuple[str, Mapping[str, Any]]] = []
     if len(ver["by_colour"]) > 1 or "none" not in ver["by_colour"]:
-        rows += [_summary_row(f"colour {c}", v) for c, v in ver["by_colour"].items()]
+        groups += [(f"colour {c}", v) for c, v in ver["by_colour"].items()]
     provenance = _provenance(ver)
-    for label, groups in provenance.items():
-        if len(groups) > 1:
-            rows += [_summary_row(f"{label} {g}", v) for g, v in groups.items()]
+    for label, by in provenance.items():
+        if len(by) > 1:
+            groups += [(f"{label} {g}", v) for g, v in by.items()]
     if ver.get("by_mask_type"):
-        rows += [_summary_row(f"mask {t}", v) for t, v in ver["by_mask_type"].items()]
+        groups += [(f"mask {t}", v) for t, v in ver["by_mask_type"].items()]
+    small = [(name, v) for name, v in groups if _too_small(v)]
+    rows += [_summary_row(name, v) for name, v in groups if not _too_small(v)]
     lines += _md_table(header, rows)
+    if small:
+        listed = ", ".join(f"{name} ({v.get('n_pairs', 0)})" for name, v in small)
+        lines += [
+            "",
+            f"Left out of the table (fewer than {MIN_GROUP_PAIRS} pairs, or not both genuine and "
+            f"impostor pairs; pair counts in brackets, all in `report.json`): {listed}.",
+        ]
     lines += ["", f"FNMR@FMR 0.1%: {ver['control']}."]
     single = [f"{label} {next(iter(g))}" for label, g in provenance.items() if len(g) == 1]
     if single:
