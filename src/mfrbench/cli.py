@@ -16,7 +16,6 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -25,6 +24,7 @@ from rich.table import Table
 
 from mfrbench import __version__
 from mfrbench.cli_eval import eval_command, models_command, report_app
+from mfrbench.cli_progress import make_progress
 from mfrbench.cli_protocol import pairs_app, protocol_app
 from mfrbench.cli_train import train_app
 from mfrbench.errors import UserError
@@ -140,7 +140,8 @@ def synth(
         seed=seed,
         limit=limit,
     )
-    progress = Progress(
+    progress = make_progress(
+        console,
         TextColumn("[bold]synth[/]"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -148,8 +149,6 @@ def synth(
         TextColumn("failed {task.fields[failed]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=console,
-        transient=False,
     )
     state: dict[str, float] = {}
 

@@ -17,13 +17,13 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
 
+from mfrbench.cli_progress import make_progress
 from mfrbench.errors import UserError
 from mfrbench.workers import DEFAULT_WORKERS
 
@@ -62,17 +62,17 @@ def default_root(protocol_file: Path) -> Path:
     raise UserError("--root is required (or set MFRBENCH_DATA to the folder holding the dataset)")
 
 
-def stage_progress() -> tuple[Progress, Callable[[str, int, int], None]]:
-    """A rich progress display on stderr and the ``(stage, done, total)`` callback feeding it."""
-    progress = Progress(
+def stage_progress() -> tuple[Any, Callable[[str, int, int], None]]:
+    """A progress display on stderr (rich on a terminal, plain lines in a log) and the
+    ``(stage, done, total)`` callback feeding it."""
+    progress = make_progress(
+        console,
         TextColumn("[bold]{task.description:>8}[/]"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=console,
-        transient=False,
     )
     tasks: dict[str, Any] = {}
     starts: dict[str, tuple[float, int]] = {}

@@ -553,9 +553,28 @@ def protocol_render(
 
     if image_format not in ("png", "jpg"):
         raise UserError(f"--format: unknown value {image_format!r}; choose from png, jpg")
-    report = render_protocol(
-        load_protocol(protocol_file), root, out, fmt=image_format, workers=workers
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+    from mfrbench.cli_progress import make_progress
+
+    protocol = load_protocol(protocol_file)
+    progress = make_progress(
+        console,
+        TextColumn("[bold]render[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed {task.fields[failed]}"),
+        TimeRemainingColumn(),
     )
+    with progress:
+        task = progress.add_task("render", total=len(protocol["images"]), failed=0)
+
+        def on_progress(done: int, failed: int) -> None:
+            progress.update(task, completed=done, failed=failed)
+
+        report = render_protocol(
+            protocol, root, out, fmt=image_format, workers=workers, progress=on_progress
+        )
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.status_counts.items()))
     out_console.print(
         f"{report.protocol_id}: {report.total} images ({counts}); written {report.written}, "
