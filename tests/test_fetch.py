@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import shutil
 import socket
 import tarfile
 import threading
@@ -94,8 +95,13 @@ def test_download_lfw_matches_local_copy_and_is_cached(
 ) -> None:
     monkeypatch.delenv("MFRBENCH_DATA", raising=False)
     url, digest = lfw_tgz
+    official = lfw_mini.parent / "lfw" / "pairs.txt"
+    if not official.is_file():
+        pytest.skip(f"LFW's pairs.txt not found at {official}")
+    shutil.copy(official, server.root / "pairs.txt")  # the file the mirror serves, same sha256
     cache = tmp_path / "cache"
     kwargs = {"download": True, "url": url, "checksum": f"sha256:{digest}", "cache_dir": cache}
+    kwargs["pairs_url"] = server.url("pairs.txt")
 
     downloaded = get_dataset("lfw", **kwargs)
     got = list(downloaded.records())
@@ -103,16 +109,39 @@ def test_download_lfw_matches_local_copy_and_is_cached(
     assert len(got) == 292
     assert got == expected
     assert downloaded.root.name == "lfw-deepfunneled"
-    assert server.paths == ["/lfw-deepfunneled.tgz"]
+    assert server.paths == ["/lfw-deepfunneled.tgz", "/pairs.txt"]
+    assert downloaded.pairs_file().read_bytes() == official.read_bytes()
     assert not [p for p in _files(cache) if p.name.startswith(".")]  # no temp files left
 
     again = get_dataset("lfw", **kwargs)
     assert again.root == downloaded.root
-    assert server.paths == ["/lfw-deepfunneled.tgz"]  # second call: no request
+    assert len(server.paths) == 2  # second call: no request
     # An earlier download is found without --download too.
     without = get_dataset("lfw", url=url, checksum=f"sha256:{digest}", cache_dir=cache)
     assert without.root == downloaded.root
-    assert len(server.paths) == 1
+    assert len(server.paths) == 2
+
+
+def test_lfw_variants_are_the_figshare_mirror_with_sha256(tmp_path: Path, monkeypatch) -> None:
+    """The default archive is the original LFW from the mirror scikit-learn uses, by sha256."""
+    from mfrbench.datasets import lfw
+
+    monkeypatch.delenv("MFRBENCH_DATA", raising=False)
+    assert lfw.DEFAULT_VARIANT == "original"
+    assert lfw.VARIANTS["original"][:2] == (
+        "https://ndownloader.figshare.com/files/5976018",
+        "sha256:055f7d9c632d7370e6fb4afc7468d40f970c34a80d4c6f50ffec63f5a8d536c0",
+    )
+    assert lfw.VARIANTS["funneled"][0].endswith("/5976015")
+    assert lfw.PAIRS_CHECKSUM.endswith(
+        "ea42330c62c92989f9d7c03237ed5d591365e89b3e649747777b70e692dc1592"
+    )
+    with pytest.raises(UserError, match="unknown LFW variant 'deep'"):
+        get_dataset("lfw", variant="deep", cache_dir=tmp_path)
+    with pytest.raises(UserError, match="needs its checksum"):
+        get_dataset("lfw", url="http://127.0.0.1:9/x.tgz", cache_dir=tmp_path)
+    with pytest.raises(UserError, match="--download"):  # nothing is fetched without asking
+        get_dataset("lfw", cache_dir=tmp_path)
 
 
 def test_wrong_checksum_raises_and_caches_nothing(
