@@ -298,3 +298,20 @@ def test_aligned_crops_from_frozen_points_and_re_detected(lfw_mini: Path) -> Non
     plain, covered = (prepare(r, lfw_mini, arc)[0] for r in refs)
     changed = np.any(plain != covered, axis=2)
     assert changed[:56].mean() < 0.02 and changed[70:].mean() > 0.3
+
+
+def test_pairs_out_is_a_folder_unless_it_names_a_json_file(mfr2_tree: Path, tmp_path: Path) -> None:
+    """One rule for --out: a folder (here out/mfr2 gets mfr2-v1.json), or a .json file path."""
+    folder = tmp_path / "out" / "mfr2"
+    r = mfrbench(
+        "pairs", "mfr2", "--root", str(mfr2_tree), "--name", "mfr2-v1", "--out", str(folder)
+    )
+    assert r.returncode == 0, r.stderr
+    assert [p.name for p in folder.iterdir()] == ["mfr2-v1.json"]
+    load_protocol(folder / "mfr2-v1.json")
+    again = tmp_path / "refrozen"
+    r = mfrbench(
+        "protocol", "freeze", str(folder / "mfr2-v1.json"), "--version", "2", "--out", str(again)
+    )
+    assert r.returncode == 0, r.stderr
+    assert load_protocol(again / "mfr2-v1.json")["version"] == "2"

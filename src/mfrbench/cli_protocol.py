@@ -28,7 +28,23 @@ Description = Annotated[str, typer.Option(help="One-paragraph description.")]
 Citation = Annotated[
     str | None, typer.Option(help="BibTeX to cite, or @FILE to read it from a file.")
 ]
-Out = Annotated[Path | None, typer.Option(help="Protocol file to write (default: <name>.json).")]
+Out = Annotated[
+    Path | None,
+    typer.Option(
+        help="Folder for the protocol file <name>.json (default: the current folder); a path "
+        "ending in .json names the file itself."
+    ),
+]
+
+
+def protocol_path(out: Path | None, name: str) -> Path:
+    """Where a protocol goes: ``--out`` is a folder (as for every command) holding
+    ``<name>.json``, unless it ends in ``.json`` and so names the file."""
+    if out is not None and out.suffix.lower() == ".json":
+        return out
+    return (out or Path(".")) / f"{name}.json"
+
+
 Seed = Annotated[int, typer.Option(help="Seed for every random choice.")]
 Colors = Annotated[
     str | None, typer.Option(help="Mask colours to use (default: all in the manifest).")
@@ -134,7 +150,7 @@ def _freeze_and_write(
         citation=_citation(citation),
         dataset=dataset,
     )
-    path = out or Path(f"{name}.json")
+    path = protocol_path(out, name)
     write_protocol(protocol, path)
     _print_rows(summary_table(pairset), title=f"{name}: pairs")
     for warning in pairset.warnings:
@@ -446,7 +462,10 @@ def pairs_mfr2(
 @protocol_app.command("freeze")
 def protocol_freeze(
     source: Annotated[Path, typer.Argument(help="A protocol file to re-freeze.")],
-    out: Annotated[Path, typer.Option(help="Protocol file to write.")],
+    out: Annotated[
+        Path,
+        typer.Option(help="Folder for <name>.json, or a path ending in .json (the file)."),
+    ],
     name: Name = None,
     version: Annotated[str | None, typer.Option("--version", help="New content version.")] = None,
     description: Annotated[str | None, typer.Option(help="New description.")] = None,
@@ -477,8 +496,9 @@ def protocol_freeze(
         citation=old["citation"] if citation is None else _citation(citation),
         dataset=old["dataset"]["name"],
     )
-    write_protocol(protocol, out)
-    out_console.print(f"protocol {protocol_id(protocol)} written to {out}")
+    path = protocol_path(out, protocol["name"])
+    write_protocol(protocol, path)
+    out_console.print(f"protocol {protocol_id(protocol)} written to {path}")
 
 
 @protocol_app.command("verify")
