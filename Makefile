@@ -22,9 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/mfrbench synth lfw --root $(DATA)/lfw-mini --out demo-out \
-		--colors black,white,blue --roi upper-half --workers 2
-	@echo "Masked images: demo-out/images/   manifest: demo-out/manifest.parquet"
+	$(VENV)/bin/mfrbench demo --root $(DATA)/lfw-mini --out demo-out
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q

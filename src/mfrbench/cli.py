@@ -201,6 +201,33 @@ def _print_summary(result) -> None:
     )
 
 
+@app.command()
+def demo(
+    root: Annotated[
+        Path | None,
+        typer.Option(help="An LFW-layout folder (else $MFRBENCH_DATA/lfw-mini)."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("demo-out"),
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (default: the usable CPUs).")
+    ] = DEFAULT_WORKERS,
+) -> None:
+    """The whole job on lfw-mini: synth, pairs, protocol, eval with dlib-resnet, comparison."""
+    import time
+
+    from mfrbench.demo import run_demo
+
+    t0 = time.perf_counter()
+    result = run_demo(
+        root, out, workers=workers, say=lambda s: out_console.print(s, highlight=False)
+    )
+    out_console.print(
+        f"demo done in {time.perf_counter() - t0:.0f} s: protocol {result.protocol_id}, "
+        f"results {result.run_dir}",
+        highlight=False,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user mistakes into one line and exit code 2."""
     try:
