@@ -453,6 +453,21 @@ def test_verify_lists_changed_and_missing(real: dict, data: Path) -> None:
         report.raise_for_mismatch()
     with pytest.raises(UserError, match="not a directory"):
         verify(real, data / "nope")
+    assert "variant" not in message  # a few damaged files are not another LFW variant
+
+
+def test_verify_recognises_another_lfw_variant(real: dict, data: Path) -> None:
+    """Every file there under LFW's names, none with the protocol's bytes: another variant."""
+    import cv2
+
+    for src in SOURCES:  # re-encoded copies stand in for the funneled or original photos
+        img = cv2.imread(str(data / src))
+        cv2.imwrite(str(data / src), cv2.flip(img, 1))
+    report = verify(real, data)
+    assert len(report.changed) == 4 and not report.missing
+    message = report.message()
+    assert "another LFW variant" in message and "protocols/rebuild.sh" in message
+    assert "\n" not in message
 
 
 # ----------------------------------------------------------------------------- render

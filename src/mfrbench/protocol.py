@@ -596,6 +596,8 @@ class VerifyReport:
     checked: int
     missing: list[str] = field(default_factory=list)
     changed: list[tuple[str, str, str]] = field(default_factory=list)
+    #: what the mismatch looks like and what to do (e.g. another LFW variant), or ""
+    hint: str = ""
 
     @property
     def ok(self) -> bool:
@@ -613,10 +615,11 @@ class VerifyReport:
             if paths:
                 more = f", +{len(paths) - limit} more" if len(paths) > limit else ""
                 parts.append(f"{len(paths)} {label} ({', '.join(paths[:limit])}{more})")
-        return (
+        text = (
             f"{self.protocol_id}: {'; '.join(parts)} of {self.checked} source images "
             "do not match the protocol"
         )
+        return f"{text}; {self.hint}" if self.hint else text
 
     def raise_for_mismatch(self) -> None:
         """UserError with :meth:`message` when anything is missing or changed (for evaluators)."""
@@ -671,7 +674,23 @@ def verify(protocol: dict, root: Path, *, workers: int = 1) -> VerifyReport:
             report.missing.append(path)
         elif sha != expected:
             report.changed.append((path, expected, sha))
+    report.hint = _variant_hint(protocol, report)
     return report
+
+
+def _variant_hint(protocol: dict, report: VerifyReport) -> str:
+    """For LFW: nearly every file present under its name but with other bytes means another
+    LFW variant (original, funneled, deep-funneled) than the protocol's; say how to rebuild."""
+    if protocol["dataset"]["name"] != "lfw" or not report.checked:
+        return ""
+    present = report.checked - len(report.missing)
+    if present < 0.9 * report.checked or len(report.changed) < 0.9 * present:
+        return ""
+    return (
+        "the files are there under LFW's names but with other bytes: this looks like another "
+        "LFW variant (original, funneled, deep-funneled) than the protocol's; rebuild the "
+        "protocols over your copy with `bash protocols/rebuild.sh ROOT`"
+    )
 
 
 # ----------------------------------------------------------------------------- render
