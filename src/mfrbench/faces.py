@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from mfrbench.errors import ImageError, UserError
+from mfrbench.workers import restore_threads, single_threaded
 
 #: face policies that fit a dataset when "auto" is asked for (as synth's --face-policy auto)
 CENTRED_DATASETS = ("lfw", "mfr2", "rmfrd")
@@ -179,16 +180,8 @@ def _load(root: Path, rel: str, sha: str) -> np.ndarray:
 _WORKER: dict[str, Any] = {}
 
 
-def _single_threaded() -> None:
-    import cv2
-    import torch
-
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-
-
 def _init(config: FaceConfig, root: str) -> None:
-    _single_threaded()
+    single_threaded()
     _WORKER["finder"] = FaceFinder(config)
     _WORKER["root"] = Path(root)
 
@@ -248,17 +241,13 @@ def detect_faces(
             for chunk, results in zip(chunks, pool.imap(_find_chunk, chunks), strict=True):
                 take(chunk, results)
     elif chunks:
-        import cv2
-        import torch
-
-        saved = (torch.get_num_threads(), cv2.getNumThreads())
+        saved = single_threaded()
         _init(config, str(root))
         try:
             for chunk in chunks:
                 take(chunk, _find_chunk(chunk))
         finally:
-            torch.set_num_threads(saved[0])
-            cv2.setNumThreads(saved[1])
+            restore_threads(saved)
             _WORKER.clear()
     out, counts = [], Counter()
     for im in images:

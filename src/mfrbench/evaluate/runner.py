@@ -76,6 +76,7 @@ from mfrbench.evaluate.scores import (
     write_scores,
 )
 from mfrbench.models.base import EmbeddingModel, HeadModel, ModelIdentity, cache_key_of
+from mfrbench.workers import restore_threads, single_threaded
 
 Progress = Callable[[str, int, int], None]
 EVAL_SPLITS = ("val", "test")
@@ -183,33 +184,6 @@ class _BatchResult:
     computed: int
 
 
-def _single_threaded() -> tuple[int, int] | None:
-    """Run models on one thread (same numerics for any worker count); returns what to restore."""
-    import cv2
-
-    saved_cv = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return (0, saved_cv)
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    return (saved, saved_cv)
-
-
-def _restore_threads(saved: tuple[int, int] | None) -> None:
-    if saved is None:
-        return
-    import cv2
-
-    cv2.setNumThreads(saved[1])
-    if saved[0]:
-        import torch
-
-        torch.set_num_threads(saved[0])
-
-
 def check_output(out: Any, n: int, dim: int) -> tuple[np.ndarray | None, list[tuple[str, str]]]:
     """Validate a model's output for ``n`` images: (float32 matrix or None, per-row problems).
 
@@ -304,7 +278,7 @@ _WORKER: dict[str, Any] = {}
 def _init_worker(source: tuple, root: str) -> None:
     """Build the model once per worker process; an error is raised by its first batch."""
     _WORKER.clear()
-    _single_threaded()
+    single_threaded()
     _WORKER["root"] = Path(root)
     try:
         if source[0] == "spec":
@@ -342,12 +316,12 @@ def _run_batches(
         with ctx.Pool(workers, initializer=_init_worker, initargs=(source, str(root))) as pool:
             yield from pool.imap(_worker_batch, batches, chunksize=1)
         return
-    saved = _single_threaded()
+    saved = single_threaded()
     try:
         for batch in batches:
             yield embed_batch(model, batch, root, prepared)
     finally:
-        _restore_threads(saved)
+        restore_threads(saved)
 
 
 def _worker_source(model: EmbeddingModel, spec: str | None, options: Mapping) -> tuple | None:
