@@ -7,7 +7,9 @@ each lfw-mini face (MTCNN box, dlib 68 landmarks, as synth finds them) this meas
 - top-edge slant: the angle between the hull's top edge ends (the two highest jaw points used)
   and the eye line, in degrees;
 
-and writes a contact sheet (old outline red, new outline green) to docs/img/paper-polygon.png.
+and writes a contact sheet (old outline red, new outline green) to docs/img/paper-polygon.png
+drawn on the two real photos that ship inside dependencies (scikit-image's astronaut,
+matplotlib's Grace Hopper; both public domain), so no dataset image enters the repository.
 
     .venv/bin/python bench/paper_polygon.py [--data ../shared/data/lfw-mini] [--out docs/img]
 """
@@ -37,35 +39,53 @@ def slant(canon: np.ndarray, idx: tuple[int, ...]) -> float:
     return abs(edge - eyes)
 
 
+def package_photos() -> list[np.ndarray]:
+    """The real photos inside dependencies: scikit-image's astronaut, matplotlib's Grace Hopper."""
+    import matplotlib.cbook
+    from skimage import data
+
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        hopper = decode_image(f.read()).rgb
+    return [np.ascontiguousarray(data.astronaut()), hopper]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=Path("../shared/data/lfw-mini"))
     ap.add_argument("--out", type=Path, default=Path("docs/img"))
-    ap.add_argument("--sheet", type=int, default=8, help="faces on the contact sheet")
     args = ap.parse_args()
     cascade, dlib68 = Cascade(cascade_names("mtcnn", True)), Dlib68()
-    rows, tiles = [], []
-    for path in sorted(args.data.glob("*/*.jpg")):
-        rgb = decode_image(path.read_bytes()).rgb
+
+    def anchors(rgb: np.ndarray) -> np.ndarray | None:
         face, _ = select_face(cascade.detect(rgb), "center", (rgb.shape[1], rgb.shape[0]))
         if face is None:
-            continue
-        canon = A.to_canonical68(dlib68(rgb, face.box), "dlib").astype(np.float64)
-        rows.append((slant(canon, OLD), slant(canon, NEW)))
-        if len(tiles) < args.sheet and path.parent.name != getattr(main, "_last", None):
-            main._last = path.parent.name  # one face per identity on the sheet
-            tile = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-            for idx, colour in ((OLD, (0, 0, 255)), (NEW, (0, 200, 0))):
-                hull = cv2.convexHull(np.rint(canon[list(idx)]).astype(np.int32))
-                cv2.polylines(tile, [hull], True, colour, 2, cv2.LINE_AA)
-            tiles.append(tile)
+            return None
+        return A.to_canonical68(dlib68(rgb, face.box), "dlib").astype(np.float64)
+
+    rows = []
+    for path in sorted(args.data.glob("*/*.jpg")):
+        canon = anchors(decode_image(path.read_bytes()).rgb)
+        if canon is not None:
+            rows.append((slant(canon, OLD), slant(canon, NEW)))
+    tiles = []
+    for rgb in package_photos():
+        canon = anchors(rgb)
+        tile = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        for idx, colour in ((OLD, (0, 0, 255)), (NEW, (0, 200, 0))):
+            hull = cv2.convexHull(np.rint(canon[list(idx)]).astype(np.int32))
+            cv2.polylines(tile, [hull], True, colour, max(2, tile.shape[0] // 150), cv2.LINE_AA)
+        x1, y1 = canon.min(0) - 0.4 * np.ptp(canon, 0)
+        x2, y2 = canon.max(0) + 0.4 * np.ptp(canon, 0)
+        h, w = tile.shape[:2]
+        crop = tile[max(int(y1), 0) : min(int(y2), h), max(int(x1), 0) : min(int(x2), w)]
+        tiles.append(cv2.resize(crop, (300, 300), interpolation=cv2.INTER_AREA))
     r = np.asarray(rows)
     print(f"{len(r)} lfw-mini faces (median, 90th percentile)")
     for name, k in (("0-based 3..15, 29", 0), ("1-based 3..15, 29", 1)):
         med, p90 = np.median(r[:, k]), np.percentile(r[:, k], 90)
         print(f"  {name}: top-edge slant against the eye line {med:.1f} / {p90:.1f} deg")
     args.out.mkdir(parents=True, exist_ok=True)
-    sheet = np.hstack([cv2.resize(t, (200, 200), interpolation=cv2.INTER_AREA) for t in tiles])
+    sheet = np.hstack(tiles)
     cv2.imwrite(str(args.out / "paper-polygon.png"), sheet)
     print(f"contact sheet: {args.out / 'paper-polygon.png'} (red: 0-based, green: 1-based)")
 
