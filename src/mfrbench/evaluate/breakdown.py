@@ -1,0 +1,157 @@
+"""Verification metrics of the scored pairs, overall and broken down into pair sets.
+
+:func:`verification_sets` takes the column lists of ``scores.parquet`` (as the evaluator builds
+them, or as read back from a score file) and returns the ``verification`` block of a report:
+overall, by pair type (masked types take their FNMR@FMR threshold from the unmasked control
+pairs when the protocol has them, NIST's method), by mask colour, detector, landmark backend
+and dataset mask label, and the val-split threshold applied to the test pairs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mfrbench.evaluate import metrics
+
+
+def _safe_report(labels: np.ndarray, scores: np.ndarray, **kw: Any) -> dict[str, Any]:
+    """verification_report, or ``{"error": ...}`` when the subset cannot support it."""
+    if labels.size == 0:
+        return {"error": "no scored pairs", "n_pairs": 0}
+    n_gen = int(labels.sum())
+    if n_gen in (0, labels.size):
+        return {
+            "error": f"needs genuine and impostor pairs ({n_gen} genuine, "
+            f"{labels.size - n_gen} impostor)",
+            "n_pairs": int(labels.size),
+        }
+    folds = kw.get("folds")
+    if folds is not None and len(set(np.asarray(folds).tolist())) < 2:
+        kw = {**kw, "folds": None}
+    try:
+        return metrics.verification_report(labels, scores, **kw)
+    except ValueError as exc:
+        return {"error": str(exc), "n_pairs": int(labels.size)}
+
+
+def _val_threshold(val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]):
+    """Accuracy etc. on test at the accuracy-maximising threshold of the val pairs."""
+    y, s = val
+    if y.size == 0 or int(y.sum()) in (0, y.size):
+        return None
+    thr, val_acc = metrics.best_threshold(y, s)
+    out = metrics.confusion_at(test[0], test[1], thr)
+    return {"threshold": thr, "val_accuracy": val_acc, **out}
+
+
+def verification_sets(
+    cols: dict[str, Any],
+    ok: np.ndarray,
+    test: np.ndarray,
+    val: np.ndarray,
+    *,
+    use_folds: bool,
+    seed: int,
+    n_boot: int,
+) -> dict[str, Any]:
+    """Overall, by pair type, colour, detector and landmark backend; control-pair thresholds
+    for masked types. Pairs of two real images (no detector recorded) group as ``real``."""
+    labels = np.asarray(cols["label"], dtype=np.int64)
+    score = np.asarray(cols["score"], dtype=np.float64)
+    dist = np.asarray(cols["distance"], dtype=np.float64)
+    folds = np.asarray([-1 if f is None else f for f in cols["fold"]], dtype=np.int64)
+    ptype = np.asarray(cols["pair_type"], dtype=object)
+    colour = np.asarray([c or "none" for c in cols["colour"]], dtype=object)
+
+    def report(sel: np.ndarray, thresholds_from=None) -> dict[str, Any]:
+        sel = sel & ok & test
+        return _safe_report(
+            labels[sel],
+            score[sel],
+            folds=folds[sel] if use_folds else None,
+            thresholds_from=thresholds_from,
+            distances=dist[sel],
+            seed=seed,
+            n_boot=n_boot,
+        )
+
+    everything = np.ones(labels.size, dtype=bool)
+    out: dict[str, Any] = {"overall": report(everything)}
+    control = ok & test & (ptype == "unmasked-unmasked")
+    has_control = bool(control.any()) and bool((ok & test & (ptype != "unmasked-unmasked")).any())
+    out["control"] = (
+        "masked pair types take the threshold set on the unmasked-unmasked control "
+        "impostors (NIST's method)"
+        if has_control
+        else "no unmasked-unmasked control pairs beside masked ones in this protocol, so each "
+        "set's threshold comes from its own impostors"
+    )
+    out["by_pair_type"] = {}
+    for t in sorted(set(ptype[ok & test].tolist())):
+        ctrl = None
+        if has_control and t != "unmasked-unmasked":
+            ctrl = (labels[control], score[control])
+        out["by_pair_type"][t] = report(ptype == t, ctrl)
+    out["by_colour"] = {c: report(colour == c) for c in sorted(set(colour[ok & test].tolist()))}
+    for key, col, what in (
+        ("by_detector", "detector", "a detector"),
+        ("by_landmarks", "landmarks", "a landmark backend"),
+    ):
+        value = np.asarray([v or "none" for v in cols[col]], dtype=object)
+        present = sorted(set(value[ok & test].tolist()))
+        out[key] = (
+            {v: report(value == v) for v in present}
+            if set(present) - {"none"}
+            else f"not available: no evaluated pair records {what} (no face was found or "
+            "detected for them)"
+        )
+    _mask_type_breakdown(out, cols, report, labels, score, ok & test)
+    if (val & ok).any():
+        out["val_threshold"] = _val_threshold(
+            (labels[val & ok], score[val & ok]), (labels[test & ok], score[test & ok])
+        )
+    return out
+
+
+def _mask_type_breakdown(
+    out: dict[str, Any],
+    cols: dict[str, Any],
+    report: Any,
+    labels: np.ndarray,
+    score: np.ndarray,
+    used: np.ndarray,
+) -> None:
+    """``by_mask_type`` (verification per probe mask label, each with the impostors of that
+    label) and ``genuine_by_mask_type_pair`` (genuine pairs per label pair: count, median score
+    and FNMR at the overall EER threshold), where the dataset labels masks (MFR2)."""
+    pairs = list(cols["mask_type"])
+    if not any(v is not None for v in pairs):
+        return
+    probe = np.asarray(
+        [probe_mask_type_of(v) or "no-mask" if v is not None else "unlabelled" for v in pairs],
+        dtype=object,
+    )
+    out["by_mask_type"] = {
+        t: report(probe == t) for t in sorted(set(probe[used].tolist())) if t != "unlabelled"
+    }
+    thr = (out["overall"].get("eer") or {}).get("threshold")
+    kinds = np.asarray([v or "unlabelled" for v in pairs], dtype=object)
+    genuine = used & (labels == 1)
+    rows: dict[str, Any] = {}
+    for t in sorted(set(kinds[genuine].tolist()) - {"unlabelled"}):
+        sel = genuine & (kinds == t)
+        s = score[sel]
+        rows[t] = {
+            "n_genuine": int(sel.sum()),
+            "median_score": float(np.median(s)),
+            "fnmr_at_eer_threshold": None if thr is None else float(np.mean(s < thr)),
+        }
+    out["genuine_by_mask_type_pair"] = {"threshold": thr, "rows": rows}
+
+
+def probe_mask_type_of(pair_types: str) -> str | None:
+    """The masked side's label(s) from a ``mask_type`` pair value (``no-mask`` left out)."""
+    values = [v for v in pair_types.split("+") if v != "no-mask"]
+    return "+".join(values) if values else None
