@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 #: FARs / FMRs reported by :func:`verification_report`.
-DEFAULT_FARS: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4)
+DEFAULT_FARS: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
 
 #: An operating point needs at least this many impostor pairs per expected false accept.
 MIN_FALSE_ACCEPTS = 10
