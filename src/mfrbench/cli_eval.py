@@ -120,6 +120,27 @@ def eval_command(
         int, typer.Option(help="Bootstrap resamples for 95% intervals (0: none).")
     ] = 1000,
     plots: Annotated[bool, typer.Option(help="Write roc.png, det.png, scores_hist.png.")] = True,
+    impostors: Annotated[
+        str,
+        typer.Option(
+            help="listed: the protocol's impostor pairs; all: also every probe against every "
+            "reference of another identity in its split/fold (TAR at FAR 1e-3..1e-5)."
+        ),
+    ] = "listed",
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Also report FNMR/FMR at this threshold, in the measure's units (a cosine "
+            "similarity, or a distance such as dlib's 0.6)."
+        ),
+    ] = None,
+    thresholds_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Another run of this model (folder or report.json): apply its calibrated "
+            "thresholds (FMR 1e-3..1e-5, EER; its unmasked control when it has one) here."
+        ),
+    ] = None,
 ) -> None:
     """Score an embedding model on a frozen protocol: scores.parquet, report.json/.md, plots."""
     from mfrbench.evaluate.runner import evaluate
@@ -142,6 +163,9 @@ def eval_command(
             n_boot=n_boot,
             plots=plots,
             progress=on_progress,
+            impostors=impostors,
+            threshold=threshold,
+            thresholds_from=thresholds_from,
         )
     print_summary(run.report, run.out_dir)
 

@@ -9,11 +9,15 @@ and dataset mask label, and the val-split threshold applied to the test pairs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from mfrbench.evaluate import metrics
+from mfrbench.evaluate.impostors import N_BINS, TAIL_FMR, ScoreSummary, Stratum, merged
+from mfrbench.evaluate.summary_metrics import summary_report
+from mfrbench.evaluate.thresholds import ScoreSets, apply_thresholds, calibration, dev_eval
 
 
 def _safe_report(labels: np.ndarray, scores: np.ndarray, **kw: Any) -> dict[str, Any]:
@@ -55,9 +59,19 @@ def verification_sets(
     use_folds: bool,
     seed: int,
     n_boot: int,
+    impostors: Sequence[tuple[Stratum, ScoreSummary]] | None = None,
+    threshold: float | None = None,
+    carried: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Overall, by pair type, colour, detector and landmark backend; control-pair thresholds
-    for masked types. Pairs of two real images (no detector recorded) group as ``real``."""
+    for masked types. Pairs of two real images (no detector recorded) group as ``real``.
+
+    Beside the listed pairs' metrics: ``all_impostors`` (genuine pairs against the all-vs-all
+    impostor summaries, when ``impostors`` is given), ``calibration`` (thresholds at FMR
+    1e-3..1e-5 and the EER, for other runs to apply), ``dev_eval`` (dev -> eval thresholds),
+    ``fixed_threshold`` (``threshold``, in score units) and ``carried_thresholds`` (``carried``
+    = ``{"source": ..., "thresholds": {criterion: score threshold}}`` from another run).
+    """
     labels = np.asarray(cols["label"], dtype=np.int64)
     score = np.asarray(cols["score"], dtype=np.float64)
     dist = np.asarray(cols["distance"], dtype=np.float64)
@@ -112,6 +126,78 @@ def verification_sets(
         out["val_threshold"] = _val_threshold(
             (labels[val & ok], score[val & ok]), (labels[test & ok], score[test & ok])
         )
+    if impostors is not None:
+        out["all_impostors"] = _all_impostors_block(
+            impostors, labels, score, ok & test, ptype, colour, has_control
+        )
+    sets = ScoreSets(
+        labels,
+        np.where(ok, score, np.nan),
+        ok,
+        np.asarray(cols["split"], dtype=object),
+        folds,
+        ptype,
+        impostors,
+    )
+    names = ["all", *out["by_pair_type"]]
+    out["calibration"] = calibration(sets, names)
+    dev = dev_eval(sets, names)
+    if dev is not None:
+        out["dev_eval"] = dev
+    if threshold is not None:
+        out["fixed_threshold"] = {
+            "threshold": threshold,
+            **apply_thresholds(sets, names, {"fixed": threshold}),
+        }
+    if carried is not None:
+        out["carried_thresholds"] = {
+            "source": carried["source"],
+            **apply_thresholds(sets, names, carried["thresholds"]),
+        }
+    return out
+
+
+ALL_IMPOSTORS_HOW = (
+    "every probe (b side) of a pair type's listed pairs against every reference (a side) of "
+    "another identity in the same split and fold; genuine pairs: the listed ones"
+)
+
+
+def _all_impostors_block(
+    items: Sequence[tuple[Stratum, ScoreSummary]],
+    labels: np.ndarray,
+    score: np.ndarray,
+    used: np.ndarray,
+    ptype: np.ndarray,
+    colour: np.ndarray,
+    has_control: bool,
+) -> dict[str, Any]:
+    """Test genuine pairs against the all-vs-all impostors: by pair type (masked types with the
+    unmasked control's thresholds when present) and by mask colour."""
+    test_items = [(s, v) for s, v in items if s.split == "test"]
+    gen = used & (labels == 1)
+    control = merged(test_items, pair_type="unmasked-unmasked") if has_control else None
+    out: dict[str, Any] = {
+        "how": ALL_IMPOSTORS_HOW,
+        "histogram_bins": N_BINS,
+        "exact_tail_fmr": TAIL_FMR,
+        "n_impostors": int(sum(v.n for _, v in test_items)),
+        "by_pair_type": {},
+        "by_colour": {},
+    }
+    for t in sorted(set(ptype[used].tolist())):
+        imp = merged(test_items, pair_type=t)
+        g = score[gen & (ptype == t)]
+        if imp is None or not imp.n or not g.size:
+            continue
+        ctrl = control if t != "unmasked-unmasked" else None
+        out["by_pair_type"][t] = summary_report(g, imp, control=ctrl)
+    for c in sorted(set(colour[used].tolist())):
+        imp = merged(test_items, colour=None if c == "none" else c)
+        g = score[gen & (colour == c)]
+        if imp is None or not imp.n or not g.size:
+            continue
+        out["by_colour"][c] = summary_report(g, imp)
     return out
 
 

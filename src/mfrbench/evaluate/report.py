@@ -19,7 +19,7 @@ import numpy as np
 from mfrbench.evaluate import metrics
 from mfrbench.manifest import write_bytes_atomic, write_json_atomic
 
-_FARS_SHOWN = ("0.1", "0.01", "0.001", "0.0001")
+_FARS_SHOWN = ("0.1", "0.01", "0.001", "0.0001", "1e-05")
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -182,6 +182,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             f"{_num(vt['precision'])}, recall {_num(vt['recall'])}, F1 {_num(vt['f1'])}.",
             "",
         ]
+    lines += _all_impostors_md(ver.get("all_impostors"))
+    lines += _thresholds_md(ver, report.get("fixed_threshold"))
     lines += _mask_pairs_md(ver.get("genuine_by_mask_type_pair"))
     lines += _faces_md(report.get("faces"))
     lines += _identification_md(report.get("identification") or {})
@@ -194,6 +196,143 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += [f"- `{name}`" for name in sorted(report.get("files", {}).values())]
     lines += ["- `report.json` (everything above, with confidence intervals and timings)", ""]
     return "\n".join(lines)
+
+
+def _rate_cell(entry: Mapping[str, Any] | None, key: str = "value") -> str:
+    """A rate from an operating-point entry; ``n/e`` without enough impostors, ``~`` when
+    it comes from the histogram rather than the exact tail."""
+    if not entry or entry.get(key) is None:
+        return "n/e"
+    approx = entry.get("exact") is False if key == "value" else entry.get(f"{key}_exact") is False
+    return ("~" if approx else "") + _pct(entry[key], 3)
+
+
+def _all_impostors_md(block: Mapping[str, Any] | None) -> list[str]:
+    """Genuine pairs against every impostor comparison (``--impostors all``)."""
+    if not block:
+        return []
+    out = [
+        "## All-vs-all impostors",
+        "",
+        f"Impostors: {block['how']} ({block['n_impostors']:,} impostor scores in the test "
+        f"split). Thresholds and FMRs are exact down to FMR {block['exact_tail_fmr']:g}; "
+        "values marked ~ come from a "
+        f"{block['histogram_bins']:,}-bin histogram (within one bin).",
+        "",
+    ]
+    rows = []
+    sets = [(t, v) for t, v in block["by_pair_type"].items()]
+    sets += [(f"colour {c}", v) for c, v in block["by_colour"].items() if c != "none"]
+    for name, v in sets:
+        rows.append(
+            [
+                name,
+                f"{v['n_genuine']:,}",
+                f"{v['n_impostor']:,}",
+                _rate_cell(v["tar_at_far"].get("0.001")),
+                _rate_cell(v["tar_at_far"].get("0.0001")),
+                _rate_cell(v["tar_at_far"].get("1e-05")),
+                ("~" if not v["eer"]["exact"] else "") + _pct(v["eer"]["value"]),
+                _num(v.get("d_prime"), 2),
+            ]
+        )
+    out += _md_table(
+        ["pairs", "genuine", "impostors", "TAR@1e-3", "TAR@1e-4", "TAR@1e-5", "EER", "d'"], rows
+    )
+    ctrl = [
+        (t, v)
+        for t, v in block["by_pair_type"].items()
+        if t != "unmasked-unmasked"
+        and v["fnmr_at_fmr"].get("0.001", {}).get("threshold_source", "").startswith("control")
+    ]
+    if ctrl:
+        out += [
+            "",
+            "NIST-style: FNMR at the threshold that gives FMR = f on the unmasked "
+            "control's impostors, and the FMR that threshold gives here.",
+            "",
+        ]
+        rows = []
+        for t, v in ctrl:
+            for f in ("0.001", "0.0001", "1e-05"):
+                e = v["fnmr_at_fmr"].get(f) or {}
+                rows.append(
+                    [
+                        t,
+                        f,
+                        _num(e.get("threshold"), 4),
+                        _rate_cell(e),
+                        _rate_cell(e, "fmr_here"),
+                        _num(e.get("fmr_shift"), 2),
+                    ]
+                )
+        out += _md_table(["pairs", "control FMR", "threshold", "FNMR", "FMR here", "shift"], rows)
+    return [*out, ""]
+
+
+def _threshold_rows(block: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, crits in block["sets"].items():
+        for crit, e in crits.items():
+            if e.get("threshold") is None:
+                rows.append([name, crit, "–", e.get("reason", "–"), "", "", ""])
+                continue
+            rows.append(
+                [
+                    name,
+                    crit,
+                    _num(e["threshold"], 4),
+                    _pct(e.get("fnmr"), 3),
+                    ("" if e.get("fmr_exact", True) else "~") + _pct(e.get("fmr"), 4),
+                    _num(e.get("fmr_shift"), 2),
+                    _pct(e.get("hter"), 3),
+                ]
+            )
+    return rows
+
+
+_THRESHOLD_HEADER = ["pairs", "criterion", "threshold", "FNMR", "FMR", "FMR shift", "HTER"]
+
+
+def _thresholds_md(ver: Mapping[str, Any], fixed: Mapping[str, Any] | None) -> list[str]:
+    """Thresholds set elsewhere and measured here: another run's, a fixed one, dev -> eval."""
+    out: list[str] = []
+    carried = ver.get("carried_thresholds")
+    if carried:
+        src = carried["source"]
+        out += [
+            "## Thresholds from another run",
+            "",
+            f"Set on `{src['protocol_id']}` ({src['pair_set']}, {src['n_impostors']:,} "
+            f"{src['impostors']}; run `{src['run']}`), measured here on the test pairs against "
+            f"the {carried['impostors']}. FMR shift = FMR here / the FMR the threshold was set "
+            "for.",
+            "",
+            *_md_table(_THRESHOLD_HEADER, _threshold_rows(carried)),
+            "",
+        ]
+    block = ver.get("fixed_threshold")
+    if block and fixed:
+        out += [
+            "## Fixed threshold",
+            "",
+            f"{fixed['value']:g} ({fixed['units']}), against the {block['impostors']}.",
+            "",
+            *_md_table(_THRESHOLD_HEADER, _threshold_rows(block)),
+            "",
+        ]
+    dev = ver.get("dev_eval")
+    if dev:
+        out += [
+            "## Dev -> eval thresholds",
+            "",
+            f"{dev['how'][0].upper()}{dev['how'][1:]} ({dev['impostors']}; accuracy on the "
+            "listed pairs only). Threshold: the median over folds where each fold has its own.",
+            "",
+            *_md_table(_THRESHOLD_HEADER, _threshold_rows(dev)),
+            "",
+        ]
+    return out
 
 
 def _mask_pairs_md(block: Mapping[str, Any] | None) -> list[str]:

@@ -63,8 +63,15 @@ import numpy as np
 from mfrbench import __version__
 from mfrbench.errors import ImageError, UserError
 from mfrbench.evaluate import metrics
-from mfrbench.evaluate.breakdown import verification_sets
+from mfrbench.evaluate.breakdown import ALL_IMPOSTORS_HOW, verification_sets
 from mfrbench.evaluate.cache import EmbeddingCache
+from mfrbench.evaluate.impostors import (
+    ScoreSummary,
+    Stratum,
+    all_vs_all,
+    impostors_table,
+    score_range,
+)
 from mfrbench.evaluate.prepare import content_key, fallback_count, prepare
 from mfrbench.evaluate.scores import (
     check_distance,
@@ -76,6 +83,7 @@ from mfrbench.evaluate.scores import (
     similarity_matrix,
     write_scores,
 )
+from mfrbench.evaluate.thresholds import user_threshold
 from mfrbench.models.base import EmbeddingModel, HeadModel, ModelIdentity, cache_key_of
 from mfrbench.workers import restore_threads, single_threaded
 
@@ -718,6 +726,76 @@ def _identification(
     return out
 
 
+# ----------------------------------------------------------------------------- all-vs-all
+
+IMPOSTOR_MODES = ("listed", "all")
+
+
+def _all_vs_all_impostors(
+    groups: Sequence[_Group],
+    pairs: Sequence[Mapping[str, Any]],
+    images: Mapping[str, Mapping[str, Any]],
+    space_emb: Sequence[Mapping[str, np.ndarray]],
+    metric: str,
+    progress: Progress | None,
+) -> list[tuple[Stratum, ScoreSummary]]:
+    """Every probe against every reference of another identity, per embedding space, pair type,
+    split and fold, one stratum per mask colour of the pair (``impostors.py``).
+
+    References are the ``a`` sides, probes the ``b`` sides of that stratum's listed pairs (both
+    labels); images without an embedding are left out, as their pairs are.
+    """
+    max_norm = max(
+        (float(np.linalg.norm(np.stack(list(e.values())), axis=1).max()) for e in space_emb if e),
+        default=1.0,
+    )
+    lo, hi = score_range(metric, max_norm)
+    plan: list[tuple[int, str, str, Any, list[str], list[str]]] = []
+    for gi, group in enumerate(groups):
+        cells: dict[tuple[str, str, Any], tuple[set[str], set[str]]] = {}
+        for i in group.pair_idx:
+            p = pairs[i]
+            if p["a"] not in space_emb[gi] or p["b"] not in space_emb[gi]:
+                continue
+            refs, probes = cells.setdefault((p["pair_type"], p["split"], p["fold"]), (set(), set()))
+            refs.add(p["a"])
+            probes.add(p["b"])
+        for (ptype, split, fold), (refs, probes) in sorted(
+            cells.items(), key=lambda kv: (kv[0][0], kv[0][1], -1 if kv[0][2] is None else kv[0][2])
+        ):
+            plan.append((gi, ptype, split, fold, sorted(refs), sorted(probes)))
+    out: dict[Stratum, ScoreSummary] = {}
+    for step, (gi, ptype, split, fold, refs, probes) in enumerate(plan):
+        if progress:
+            progress("impostors", step, len(plan))
+        by_colour_r: dict[Any, list[str]] = defaultdict(list)
+        by_colour_p: dict[Any, list[str]] = defaultdict(list)
+        for i in refs:
+            by_colour_r[images[i].get("color")].append(i)
+        for i in probes:
+            by_colour_p[images[i].get("color")].append(i)
+        emb = space_emb[gi]
+        for rc, r_ids in sorted(by_colour_r.items(), key=lambda kv: str(kv[0])):
+            r = np.stack([emb[i] for i in r_ids])
+            r_who = [images[i]["identity"] for i in r_ids]
+            for pc, p_ids in sorted(by_colour_p.items(), key=lambda kv: str(kv[0])):
+                summary = all_vs_all(
+                    r,
+                    r_who,
+                    np.stack([emb[i] for i in p_ids]),
+                    [images[i]["identity"] for i in p_ids],
+                    metric,
+                    lo,
+                    hi,
+                )
+                colour = pair_colour({"color": rc}, {"color": pc})
+                key = Stratum(ptype, split, fold, colour)
+                out[key] = summary if key not in out else out[key].merge(summary)
+    if progress:
+        progress("impostors", len(plan), len(plan))
+    return list(out.items())
+
+
 # ----------------------------------------------------------------------------- the run
 
 
@@ -761,12 +839,19 @@ def evaluate(
     cs_scale: float = 1.0,
     plots: bool = True,
     progress: Progress | None = None,
+    impostors: str = "listed",
+    threshold: float | None = None,
+    thresholds_from: str | Path | None = None,
 ) -> Run:
     """Score ``model`` on the protocol at ``protocol_path`` with the images under ``root``.
 
     Returns a :class:`Run`; writes ``report.json``, ``report.md``, ``scores.parquet`` and (with
     ``plots``) ``roc.png``, ``det.png``, ``scores_hist.png`` under
     ``<out_dir>/<protocol id>/<model id>/``. See the module docstring for every step.
+    ``impostors="all"`` adds the all-vs-all impostors (``impostors.parquet``, the report's
+    ``all_impostors`` block); ``threshold`` (in the measure's units: a cosine similarity, or a
+    distance) and ``thresholds_from`` (another run of the same model, whose calibrated
+    thresholds are applied here) add ``fixed_threshold`` / ``carried_thresholds``.
     With ``workers > 1`` the workers are spawned processes, which re-import the main module:
     call this from a script under ``if __name__ == "__main__":``.
     """
@@ -782,6 +867,10 @@ def evaluate(
         return now
 
     _check_args(workers, batch_size, n_boot)
+    if impostors not in IMPOSTOR_MODES:
+        raise UserError(
+            f"--impostors must be one of {', '.join(IMPOSTOR_MODES)}, got {impostors!r}"
+        )
     protocol_path = Path(protocol_path)
     root = Path(root).expanduser()
     t = time.perf_counter()
@@ -806,6 +895,8 @@ def evaluate(
     else:
         groups, fit_how = _pair_groups(protocol, eval_idx, emb_model.needs_fit)
     mid = model_id_of(emb_model, metric)
+    carried = carried_thresholds(thresholds_from, mid) if thresholds_from is not None else None
+    fixed = user_threshold(float(threshold), metric) if threshold is not None else None
     t = lap("model", t)
 
     # --- fit (when needed) and embed, one embedding space per group
@@ -924,6 +1015,15 @@ def evaluate(
         {"protocol_id": pid, "model_id": mid, "distance": metric, "mfrbench_version": __version__},
     )
     t = lap("score", t)
+    impostor_items = None
+    if impostors == "all":
+        impostor_items = _all_vs_all_impostors(groups, pairs, images, space_emb, metric, progress)
+        imp_path = write_scores(
+            impostors_table([(s, v) for s, v in impostor_items]),
+            out / "impostors.parquet",
+            {"protocol_id": pid, "model_id": mid, "distance": metric, "how": ALL_IMPOSTORS_HOW},
+        )
+        t = lap("impostors", t)
 
     # --- metrics
     status = np.asarray(rows["status"], dtype=object)
@@ -935,7 +1035,16 @@ def evaluate(
     if not (ok & test).any():
         raise UserError(f"no test pair of {pid} could be scored: see {scores_path}")
     verification = verification_sets(
-        rows, ok, test, val, use_folds=use_folds, seed=seed, n_boot=n_boot
+        rows,
+        ok,
+        test,
+        val,
+        use_folds=use_folds,
+        seed=seed,
+        n_boot=n_boot,
+        impostors=impostor_items,
+        threshold=fixed,
+        carried=carried,
     )
     t = lap("metrics", t)
     spaces = []
@@ -990,6 +1099,19 @@ def evaluate(
         ),
         "seed": seed,
         "n_boot": n_boot,
+        "impostors": {
+            "mode": impostors,
+            "how": ALL_IMPOSTORS_HOW if impostors == "all" else "the protocol's listed pairs",
+        },
+        "fixed_threshold": None
+        if threshold is None
+        else {
+            "value": float(threshold),
+            "units": "cosine similarity, accept when >="
+            if metric == "cosine"
+            else f"{metric} distance, accept when <=",
+            "score_threshold": fixed,
+        },
         "workers": workers,
         "batch_size": batch_size,
         "evaluation": {
@@ -1027,6 +1149,8 @@ def evaluate(
         "timings": timings,
     }
     files = {"scores": scores_path}
+    if impostor_items is not None:
+        files["impostors"] = imp_path
     if plots:
         files.update(report_mod.write_plots(rows, ok & test, out, title=f"{mid} on {pid}"))
         t = lap("plots", t)
@@ -1034,6 +1158,43 @@ def evaluate(
     report["files"] = {k: v.name for k, v in sorted({**files}.items())}
     files.update(report_mod.write_reports(report, out))
     return Run(protocol_id=pid, model_id=mid, out_dir=out, report=report, files=files)
+
+
+def carried_thresholds(run: str | Path, model_id: str) -> dict[str, Any]:
+    """The calibrated thresholds of another run of the same model, to apply to this one.
+
+    They come from that run's unmasked-unmasked pair set when it has one (NIST: thresholds set
+    on unmasked images), else from its only pair type, else from all its pairs.
+    """
+    other = load_run(run)
+    other_model = other.get("model", {}).get("id")
+    if other_model != model_id:
+        raise UserError(
+            f"--thresholds-from {run}: thresholds of {other_model} cannot be applied to "
+            f"{model_id} (another model, preprocessing or distance)"
+        )
+    sets = (other.get("verification", {}).get("calibration") or {}).get("sets") or {}
+    types = [k for k in sets if k != "all"]
+    name = (
+        "unmasked-unmasked"
+        if "unmasked-unmasked" in sets
+        else types[0]
+        if len(types) == 1
+        else "all"
+    )
+    if name not in sets:
+        raise UserError(f"--thresholds-from {run}: that report has no calibrated thresholds")
+    cal = other["verification"]["calibration"]
+    return {
+        "source": {
+            "run": str(run),
+            "protocol_id": other["protocol"]["id"],
+            "pair_set": name,
+            "impostors": cal.get("impostors"),
+            "n_impostors": sets[name]["n_impostors"],
+        },
+        "thresholds": sets[name]["thresholds"],
+    }
 
 
 def load_run(path: str | Path) -> dict[str, Any]:
