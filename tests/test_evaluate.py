@@ -697,3 +697,105 @@ def test_eval_command_prints_summary(tiny, tmp_path: Path) -> None:
     assert list((tmp_path / "res").glob("*/eigenface@*/report.md"))
     bad = CliRunner().invoke(app, [*args[:3], "--model-opt", "bogus=1", *args[5:]])
     assert bad.exit_code != 0 and "bogus" in str(bad.exception)
+
+
+# ----------------------------------------------------------------------------- all-vs-all
+
+
+def _expected_impostor_count(protocol: dict[str, Any]) -> int:
+    """Brute force: per (pair type, split, fold), every b side against every a side of
+    another identity (the definition in docs/metrics.md)."""
+    who = {img["id"]: img["identity"] for img in protocol["images"]}
+    cells: dict[tuple, tuple[set, set]] = {}
+    for p in protocol["pairs"]:
+        refs, probes = cells.setdefault((p["pair_type"], p["split"], p["fold"]), (set(), set()))
+        refs.add(p["a"])
+        probes.add(p["b"])
+    return sum(
+        1 for refs, probes in cells.values() for r in refs for b in probes if who[r] != who[b]
+    )
+
+
+def test_all_vs_all_impostors_end_to_end(tiny, tmp_path: Path) -> None:
+    from mfrbench.evaluate.impostors import read_impostors
+
+    model = FakeModel(_oracle_table(tiny))
+    run = _run(tiny, model, tmp_path, impostors="all", threshold=0.9)
+    ver = run.report["verification"]
+    block = ver["all_impostors"]
+    n_expected = _expected_impostor_count(tiny["protocol"])
+    n_listed = sum(1 for p in tiny["protocol"]["pairs"] if p["label"] == 0)
+    assert block["n_impostors"] == n_expected > 4 * n_listed
+    items = read_impostors(pq.read_table(run.out_dir / "impostors.parquet"))
+    assert sum(s.n for _, s in items) == n_expected
+    assert {st.pair_type for st, _ in items} == {"masked-unmasked", "unmasked-unmasked"}
+    # the oracle separates every identity: all genuine accepted at every resolvable FAR
+    for name, entry in block["by_pair_type"].items():
+        tar = entry["tar_at_far"]["0.1"]  # 0.01 needs 1,000 impostors, more than here
+        assert tar["value"] == 1.0 and tar["exact"], name
+        assert tar["n_impostors"] == entry["n_impostor"]
+    assert ver["calibration"]["impostors"] == "all-vs-all impostors"
+    # fixed threshold: cosine >= 0.9 accepts the oracle's genuine pairs only
+    fixed = ver["fixed_threshold"]["sets"]["all"]["fixed"]
+    assert fixed["fnmr"] == 0.0 and fixed["fmr"] == 0.0
+    assert fixed["n_impostors"] == n_expected
+    md = (run.out_dir / "report.md").read_text()
+    assert "## All-vs-all impostors" in md and "## Fixed threshold" in md
+
+    # thresholds carried from this run to a second run of the same model; another model refused
+    again = _run(tiny, FakeModel(_oracle_table(tiny)), tmp_path, thresholds_from=run.out_dir)
+    carried = again.report["verification"]["carried_thresholds"]
+    assert carried["source"]["pair_set"] == "unmasked-unmasked"
+    assert set(carried["sets"]["masked-unmasked"]) >= {"eer", "fmr=0.001"}
+    with pytest.raises(UserError, match="cannot be applied"):
+        _run(tiny, FakeModel(tag="random"), tmp_path, thresholds_from=run.out_dir)
+
+
+def test_all_vs_all_random_model_equals_brute_force(tiny, tmp_path: Path) -> None:
+    """A random model: every all-vs-all impostor score recomputed here from the model's own
+    embeddings (prepared pixels -> seeded vector), by brute force; the summaries must agree."""
+    from mfrbench.evaluate.impostors import merged, read_impostors
+
+    run = _run(tiny, FakeModel(tag="random"), tmp_path, impostors="all")
+    items = read_impostors(pq.read_table(run.out_dir / "impostors.parquet"))
+    pre = Preprocess(size=None, color="rgb", mean=(0.0,), std=(1.0,), crop="protocol")
+    images = {img["id"]: img for img in tiny["protocol"]["images"]}
+    emb = {}
+    for i, img in images.items():
+        key = _pixels_key(prepare(img, tiny["root"], pre)[0])
+        v = np.random.default_rng(int(key[:8], 16)).normal(size=8).astype(np.float32)
+        emb[i] = v.astype(np.float64) / np.linalg.norm(v.astype(np.float64))
+    for ptype in ("masked-unmasked", "unmasked-unmasked"):
+        cells: dict[tuple, tuple[set, set]] = {}
+        for p in tiny["protocol"]["pairs"]:
+            if p["pair_type"] == ptype:
+                refs, probes = cells.setdefault((p["split"], p["fold"]), (set(), set()))
+                refs.add(p["a"])
+                probes.add(p["b"])
+        brute = np.sort(
+            [
+                float(np.clip(emb[r] @ emb[b], -1, 1))
+                for refs, probes in cells.values()
+                for r in refs
+                for b in probes
+                if images[r]["identity"] != images[b]["identity"]
+            ]
+        )[::-1]
+        got = merged(items, pair_type=ptype)
+        assert got is not None and got.n == brute.size
+        assert got.mean_var()[0] == pytest.approx(brute.mean(), abs=1e-9)
+        np.testing.assert_allclose(got.tail, brute[: got.tail.size], atol=1e-9)
+        assert got.tail.size >= 0.01 * brute.size
+        for q in (0, 1, got.tail.size - 1):
+            assert got.count_at_least(brute[q]) == (np.count_nonzero(brute >= brute[q]), True)
+
+
+def test_eval_cli_rejects_bad_impostors_option(tiny, tmp_path: Path, capsys) -> None:
+    from mfrbench.cli import main
+
+    args = ["eval", "--model", "plugin:random", "--protocol", str(tiny["path"])]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--root", str(tiny["root"]), "--impostors", "some", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--impostors must be one of listed, all" in err[0]
