@@ -97,6 +97,19 @@ def test_zero_vectors_are_left_out_under_cosine():
     assert summ.exact_all  # fewer than 1 / TAIL_FMR scores: all of them in the tail
 
 
+def test_tail_is_capped(sample, monkeypatch):
+    monkeypatch.setattr(imp_mod, "TAIL_MAX", 50)
+    monkeypatch.setattr(imp_mod, "REF_BLOCK", 37)
+    monkeypatch.setattr(imp_mod, "PROBE_BLOCK", 53)
+    refs, ref_ids, probes, probe_ids = sample
+    summ = all_vs_all(refs, ref_ids, probes, probe_ids, "cosine", -1.0, 1.0)
+    full = np.sort(_brute(refs, ref_ids, probes, probe_ids, "cosine"))[::-1]
+    assert 50 <= summ.tail.size <= 51  # 50, and a score tied with the 50th if any
+    np.testing.assert_allclose(summ.tail[:50], full[:50], atol=1e-12)
+    assert summ.threshold_at_fmr(1e-4)[1]  # 12 scores: inside the tail
+    assert not summ.threshold_at_fmr(1e-3)[1]  # 127 scores: from the histogram, and says so
+
+
 def test_merge_equals_summary_of_the_union(sample):
     refs, ref_ids, probes, probe_ids = sample
     lo, hi = -1.0, 1.0
@@ -148,7 +161,11 @@ def test_table_round_trip_and_strata(sample):
 def scored(sample):
     refs, ref_ids, probes, probe_ids = sample
     full = _brute(refs, ref_ids, probes, probe_ids, "cosine")
-    summ = all_vs_all(refs, ref_ids, probes, probe_ids, "cosine", -1.0, 1.0)
+    with pytest.MonkeyPatch.context() as mp:  # small blocks: the tail is cut, as at scale
+        mp.setattr(imp_mod, "REF_BLOCK", 37)
+        mp.setattr(imp_mod, "PROBE_BLOCK", 53)
+        summ = all_vs_all(refs, ref_ids, probes, probe_ids, "cosine", -1.0, 1.0)
+    assert not summ.exact_all
     rng = np.random.default_rng(3)
     genuine = np.clip(rng.normal(0.55, 0.18, size=900), -1, 1)
     return genuine, full, summ

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from mfrbench.evaluate import metrics
-from mfrbench.evaluate.impostors import N_BINS, TAIL_FMR, ScoreSummary, Stratum, merged
+from mfrbench.evaluate.impostors import N_BINS, TAIL_FMR, TAIL_MAX, ScoreSummary, Stratum, merged
 from mfrbench.evaluate.summary_metrics import summary_report
 from mfrbench.evaluate.thresholds import ScoreSets, apply_thresholds, calibration, dev_eval
 
@@ -181,6 +181,7 @@ def _all_impostors_block(
         "how": ALL_IMPOSTORS_HOW,
         "histogram_bins": N_BINS,
         "exact_tail_fmr": TAIL_FMR,
+        "exact_tail_max": TAIL_MAX,
         "n_impostors": int(sum(v.n for _, v in test_items)),
         "by_pair_type": {},
         "by_colour": {},

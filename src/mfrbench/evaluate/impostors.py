@@ -6,19 +6,21 @@ split/fold, each probe (``b`` side) of that pair type's listed pairs against eac
 type; they are scored blockwise from the embeddings (one matrix product per block of
 :data:`REF_BLOCK` x :data:`PROBE_BLOCK`) and kept as a :class:`ScoreSummary`:
 
-- **exact tail**: every score at or above ``floor``, sorted, at least the top
-  ``floor(TAIL_FMR * n) + 1`` scores. Thresholds at FMR <= :data:`TAIL_FMR` (the operating
-  points the field reports: 1e-3, 1e-4, 1e-5) and the FMR at any threshold >= ``floor`` are
-  exact, the same numbers keeping every score would give;
+- **exact tail**: every score at or above ``floor``, sorted: the top
+  ``min(floor(TAIL_FMR * n) + 1, TAIL_MAX)`` scores (and any tied with the last). Thresholds
+  at FMR <= min(:data:`TAIL_FMR`, TAIL_MAX / n) (the operating points the field reports: 1e-3,
+  1e-4, 1e-5) and the FMR at any threshold >= ``floor`` are exact, the same numbers keeping
+  every score would give; the entries computed from the histogram instead say so
+  (``exact: false``);
 - **histogram** of all scores over :data:`N_BINS` equal bins of the measure's score range
   (cosine [-1, 1], sql2 [-4, 0], euclidean [-2 max norm, 0]): counts are exact at bin edges, so
   EER, AUC and FMR above :data:`TAIL_FMR` are known to within one bin (3e-5 in cosine);
 - ``n``, sum and sum of squares (d' exactly, up to float rounding).
 
-Memory is flat in the number of images: one block at a time, plus a tail of ``TAIL_FMR * n``
-floats per stratum (n doubles as the image count grows by 1.4x; the tail is 1% of n, 8 bytes per
-hundred impostors). Listed impostor scores become an exact summary (:meth:`ScoreSummary.exact`),
-so every metric below takes one kind of object.
+Memory is flat in the number of images: one block at a time, plus a tail of at most
+``TAIL_MAX`` floats (8 MB) per stratum; ``bench/all_vs_all.py`` measures it. Listed impostor
+scores become an exact summary (:meth:`ScoreSummary.exact`), so every metric takes one kind of
+object.
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ from mfrbench.evaluate.scores import normalise
 #: Histogram bins over the score range.
 N_BINS = 1 << 16
 
-#: The tail keeps every score down to at least this false match rate.
+#: The tail keeps every score down to at least this false match rate ...
 TAIL_FMR = 1e-2
+
+#: ... but no more than this many scores per stratum (memory flat beyond 100 million scores).
+TAIL_MAX = 1_000_000
 
 #: Block shape of the all-vs-all matrix products (references x probes).
 REF_BLOCK = 512
@@ -231,14 +236,16 @@ class _TailKeeper:
         if keep.size:
             self.parts.append(keep)
             self.held += keep.size
-        if self.held > 4 * self.k + PROBE_BLOCK:
+        if self.held > 2 * self.k + REF_BLOCK * PROBE_BLOCK:
             self._shrink()
 
     def _shrink(self) -> None:
         v = np.concatenate(self.parts)
+        self.parts = []
         if v.size > self.k:
-            self.cut = float(np.partition(v, v.size - self.k)[v.size - self.k])
-            v = v[v >= self.cut]
+            v.partition(v.size - self.k)  # in place: one copy of the held values at a time
+            self.cut = float(v[v.size - self.k])
+            v = v[v >= self.cut]  # ties with the k-th stay: counts at the floor are exact
         self.parts, self.held = [v], v.size
 
     def result(self, n: int) -> tuple[np.ndarray, float]:
@@ -290,7 +297,7 @@ def all_vs_all(
     n = int(len(r) * len(p) - np.sum(same[p_ids])) if len(r) and len(p) else 0
     out = ScoreSummary.empty(lo, hi, bins)
     out.n_references, out.n_probes = len(r), len(p)
-    keeper = _TailKeeper(min(n, math.floor(TAIL_FMR * n + 1e-9) + 1) if n else 0)
+    keeper = _TailKeeper(min(n, math.floor(TAIL_FMR * n + 1e-9) + 1, TAIL_MAX) if n else 0)
     hist = np.zeros(bins, np.int64)
     total = total_sq = 0.0
     for i in range(0, len(r), REF_BLOCK):
@@ -358,6 +365,7 @@ __all__ = [
     "IMPOSTORS_SCHEMA",
     "N_BINS",
     "TAIL_FMR",
+    "TAIL_MAX",
     "ScoreSummary",
     "Stratum",
     "all_vs_all",

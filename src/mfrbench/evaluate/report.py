@@ -215,9 +215,10 @@ def _all_impostors_md(block: Mapping[str, Any] | None) -> list[str]:
         "## All-vs-all impostors",
         "",
         f"Impostors: {block['how']} ({block['n_impostors']:,} impostor scores in the test "
-        f"split). Thresholds and FMRs are exact down to FMR {block['exact_tail_fmr']:g}; "
-        "values marked ~ come from a "
-        f"{block['histogram_bins']:,}-bin histogram (within one bin).",
+        f"split). Values marked ~ come from a {block['histogram_bins']:,}-bin histogram "
+        "(within one bin); the rest are exact: each stratum keeps its highest impostor scores "
+        f"down to FMR {block['exact_tail_fmr']:g} (at most "
+        f"{block.get('exact_tail_max', 0):,} of them).",
         "",
     ]
     rows = []
