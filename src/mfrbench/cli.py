@@ -26,6 +26,8 @@ from mfrbench import __version__
 from mfrbench.cli_eval import eval_command, models_command, report_app
 from mfrbench.cli_progress import make_progress
 from mfrbench.cli_protocol import pairs_app, protocol_app
+from mfrbench.cli_report_views import report_html  # noqa: F401  (registers report html/latex)
+from mfrbench.cli_score_files import export_command, scores_command
 from mfrbench.cli_train import train_app
 from mfrbench.errors import UserError
 from mfrbench.workers import DEFAULT_WORKERS
@@ -42,6 +44,8 @@ app.add_typer(pairs_app, name="pairs")
 app.add_typer(protocol_app, name="protocol")
 app.command("eval")(eval_command)
 app.command("models")(models_command)
+report_app.command("export")(export_command)
+report_app.command("scores")(scores_command)
 app.add_typer(report_app, name="report")
 app.add_typer(train_app, name="train")
 console = Console(stderr=True)
