@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from mfrbench.evaluate.failures import Failure, FailureSet
-from mfrbench.evaluate.report import _num, _pct, _rate_cell, _summary_row
+from mfrbench.evaluate.report import (
+    _THRESHOLD_HEADER,
+    MIN_GROUP_PAIRS,
+    _num,
+    _pct,
+    _rate_cell,
+    _summary_row,
+    _threshold_rows,
+    _too_small,
+)
 
 #: The run's plots, in page order: (report.json ``files`` key, heading).
 PLOTS = (("roc", "ROC"), ("det", "DET"), ("scores_hist", "Score distributions"))
@@ -127,8 +136,18 @@ def _breakdowns(ver: Mapping[str, Any]) -> str:
             continue
         if key != "by_colour" and len(block) < 2:
             continue
-        rows = [_summary_row(f"{label} {name}", v) for name, v in block.items()]
-        out.append(_section(title, _table(_HEADER, rows)))
+        named = [(f"{label} {name}", v) for name, v in block.items()]
+        rows = [_summary_row(name, v) for name, v in named if not _too_small(v)]
+        small = [f"{name} ({v.get('n_pairs', 0)})" for name, v in named if _too_small(v)]
+        parts = [_table(_HEADER, rows)] if rows else []
+        if small:  # as report.md: a row of dashes says nothing and breaks the table's width
+            parts.append(
+                _note(
+                    f"Left out (fewer than {MIN_GROUP_PAIRS} pairs, or not both genuine and "
+                    f"impostor pairs; pair counts in brackets): {', '.join(small)}."
+                )
+            )
+        out.append(_section(title, *parts))
     return "".join(out)
 
 
@@ -145,17 +164,66 @@ def _all_impostors(block: Mapping[str, Any] | None) -> str:
             _rate_cell(v["tar_at_far"].get("0.01")),
             _rate_cell(v["tar_at_far"].get("0.001")),
             _rate_cell(v["tar_at_far"].get("0.0001")),
+            _rate_cell(v["tar_at_far"].get("1e-05")),
             ("~" if not v["eer"]["exact"] else "") + _pct(v["eer"]["value"]),
             _num(v.get("d_prime"), 2),
         ]
         for name, v in sets
     ]
-    header = ("pairs", "genuine", "impostors", "TAR@1e-2", "TAR@1e-3", "TAR@1e-4", "EER", "d'")
+    header = (
+        "pairs",
+        "genuine",
+        "impostors",
+        "TAR@1e-2",
+        "TAR@1e-3",
+        "TAR@1e-4",
+        "TAR@1e-5",
+        "EER",
+        "d'",
+    )
     return _section(
         "All-vs-all impostors",
         _table(header, rows),
         _note(f"Impostors: {block['how']} ({block['n_impostors']:,} in the test split)."),
     )
+
+
+def _thresholds(ver: Mapping[str, Any], fixed: Mapping[str, Any] | None) -> str:
+    """Thresholds set elsewhere and measured here (as report.md): another run's, fixed, dev."""
+    out = []
+    carried = ver.get("carried_thresholds")
+    if carried:
+        src = carried["source"]
+        out.append(
+            _section(
+                "Thresholds from another run",
+                _note(
+                    f"Set on {src['protocol_id']} ({src['pair_set']}, {src['n_impostors']:,} "
+                    f"{src['impostors']}), measured here against the {carried['impostors']}. "
+                    "FMR shift = FMR here / the FMR the threshold was set for (NIST)."
+                ),
+                _table(_THRESHOLD_HEADER, _threshold_rows(carried)),
+            )
+        )
+    block = ver.get("fixed_threshold")
+    if block and fixed:
+        out.append(
+            _section(
+                "Fixed threshold",
+                _note(f"{fixed['value']:g} ({fixed['units']}), against the {block['impostors']}."),
+                _table(_THRESHOLD_HEADER, _threshold_rows(block)),
+            )
+        )
+    dev = ver.get("dev_eval")
+    if dev:
+        out.append(
+            _section(
+                "Dev -> eval thresholds",
+                _note(f"{dev['how'][0].upper()}{dev['how'][1:]} ({dev['impostors']})."),
+                _table(_THRESHOLD_HEADER, _threshold_rows(dev)),
+            )
+        )
+    return "".join(out)
 
 
 def _identification(ident: Mapping[str, Any]) -> str:
@@ -255,6 +323,7 @@ def render_html(
         _verification(ver),
         _breakdowns(ver),
         _all_impostors(ver.get("all_impostors")),
+        _thresholds(ver, report.get("fixed_threshold")),
         _identification(report.get("identification") or {}),
         _plots(plots or {}),
         _galleries(failures),

@@ -271,10 +271,17 @@ def _all_impostors_md(block: Mapping[str, Any] | None) -> list[str]:
     return [*out, ""]
 
 
+def _criterion_order(crit: str) -> tuple[float, ...]:
+    """fmr=R from the loosest R down, then eer, accuracy, the rest (report.json sorts keys)."""
+    if crit.startswith("fmr="):
+        return (0.0, -float(crit.split("=", 1)[1]))
+    return ({"eer": 1.0, "accuracy": 2.0}.get(crit, 3.0),)
+
+
 def _threshold_rows(block: Mapping[str, Any]) -> list[list[str]]:
     rows = []
     for name, crits in block["sets"].items():
-        for crit, e in crits.items():
+        for crit, e in sorted(crits.items(), key=lambda kv: _criterion_order(kv[0])):
             if e.get("threshold") is None:
                 rows.append([name, crit, "–", e.get("reason", "–"), "", "", ""])
                 continue
