@@ -15,7 +15,6 @@ order, and the frozen fields do not depend on ``workers``.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing as mp
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from mfrbench.errors import ImageError, UserError
-from mfrbench.workers import restore_threads, single_threaded
+from mfrbench.workers import restore_threads, single_threaded, spawn_map
 
 #: face policies that fit a dataset when "auto" is asked for (as synth's --face-policy auto)
 CENTRED_DATASETS = ("lfw", "mfr2", "rmfrd")
@@ -236,10 +235,9 @@ def detect_faces(
             progress(done, len(sources))
 
     if workers > 1 and len(chunks) > 1:
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, initializer=_init, initargs=(config, str(root))) as pool:
-            for chunk, results in zip(chunks, pool.imap(_find_chunk, chunks), strict=True):
-                take(chunk, results)
+        results = spawn_map(_find_chunk, chunks, workers, _init, (config, str(root)))
+        for chunk, found_in_chunk in zip(chunks, results, strict=True):
+            take(chunk, found_in_chunk)
     elif chunks:
         saved = single_threaded()
         _init(config, str(root))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 import shutil
 import time
 from collections import Counter
@@ -58,6 +57,7 @@ from mfrbench.vision.landmarks import make_landmarker
 from mfrbench.vision.mask import MASK_SHAPES, mask_polygon
 from mfrbench.vision.render import encode, render
 from mfrbench.vision.roi import ROI_KINDS, expand_box, output_size, roi_box
+from mfrbench.workers import spawn_map
 
 CHUNK_SIZE = 32
 LANDMARK_BACKENDS = ("dlib", "mediapipe")
@@ -582,9 +582,7 @@ def _execute(
             torch.set_num_threads(saved[0])
             cv2.setNumThreads(saved[1])
         return
-    ctx = mp.get_context("spawn")  # no inherited torch/mediapipe threads or state
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(config, root, out)) as pool:
-        yield from pool.imap(_run_chunk, todo, chunksize=1)
+    yield from spawn_map(_run_chunk, todo, workers, _init_worker, (config, root, out))
 
 
 def _remove_stale_parts(out: Path, keep: set[int]) -> None:

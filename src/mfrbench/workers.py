@@ -1,9 +1,26 @@
 """Worker processes: how many a command uses by default (the CPUs this process may run on),
-and the one-thread-per-model pinning that keeps outputs the same for any worker count."""
+the one-thread-per-model pinning that keeps outputs the same for any worker count, and the
+spawned process pool every parallel stage runs on."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from mfrbench.errors import UserError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+BROKEN_POOL = (
+    "a worker process died ({why}); if this runs from a Python script with workers > 1, put the "
+    'call under `if __name__ == "__main__":` (spawned workers re-import the main script), or '
+    "use workers=1"
+)
 
 
 def usable_cpus() -> int:
@@ -40,3 +57,27 @@ def restore_threads(saved: tuple[int, int] | None) -> None:
 
     torch.set_num_threads(saved[0])
     cv2.setNumThreads(saved[1])
+
+
+def spawn_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    workers: int,
+    initializer: Callable[..., Any],
+    initargs: tuple = (),
+) -> Iterator[R]:
+    """``fn`` over ``items`` in ``workers`` spawned processes (no inherited torch, OpenCV or
+    MediaPipe threads or state), results in input order.
+
+    A worker that dies (a script without the ``__main__`` guard re-running itself in every
+    worker, the out-of-memory killer) ends the run with one clear line: ``multiprocessing.Pool``
+    would respawn such workers forever. Stopping early cancels the work not yet started.
+    """
+    ctx = mp.get_context("spawn")
+    ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs)
+    try:
+        yield from ex.map(fn, items)
+    except BrokenProcessPool as exc:
+        raise UserError(BROKEN_POOL.format(why=exc)) from exc
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)

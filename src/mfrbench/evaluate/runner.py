@@ -48,7 +48,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import multiprocessing as mp
 import pickle
 import time
 from collections import Counter, defaultdict
@@ -85,7 +84,7 @@ from mfrbench.evaluate.scores import (
 )
 from mfrbench.evaluate.thresholds import user_threshold
 from mfrbench.models.base import EmbeddingModel, HeadModel, ModelIdentity, cache_key_of
-from mfrbench.workers import restore_threads, single_threaded
+from mfrbench.workers import restore_threads, single_threaded, spawn_map
 
 Progress = Callable[[str, int, int], None]
 EVAL_SPLITS = ("val", "test")
@@ -321,9 +320,7 @@ def _run_batches(
 ) -> Iterator[_BatchResult]:
     """Batch results in order, in-process or from ``workers`` spawned processes."""
     if _parallel(workers, batches, source, prepared):
-        ctx = mp.get_context("spawn")  # no inherited torch/OpenCV threads or state
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(source, str(root))) as pool:
-            yield from pool.imap(_worker_batch, batches, chunksize=1)
+        yield from spawn_map(_worker_batch, batches, workers, _init_worker, (source, str(root)))
         return
     saved = single_threaded()
     try:
