@@ -53,10 +53,6 @@ MaxPerId = Annotated[int, typer.Option(help="At most N masked and N unmasked per
 TestFrac = Annotated[float, typer.Option(help="Share of identities in test.")]
 ValFrac = Annotated[float, typer.Option(help="Share of identities in val.")]
 ImpostorRatio = Annotated[float, typer.Option(help="Impostor pairs per genuine pair.")]
-PairTypes = Annotated[
-    str,
-    typer.Option(help="Comma list of masked-unmasked, masked-masked, unmasked-unmasked."),
-]
 
 
 FaceDetector = Annotated[
@@ -373,8 +369,25 @@ def pairs_lfw(
     ] = None,
     folds: Annotated[int, typer.Option(help="Identity-disjoint folds.")] = 10,
     per_fold: Annotated[int, typer.Option(help="Genuine (and impostor) pairs per fold.")] = 300,
-    pair_types: PairTypes = "masked-unmasked",
+    pair_types: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma list of masked-unmasked, masked-masked, unmasked-unmasked (default: "
+            "masked-unmasked; masked-masked with --mask-assignment mlfw)."
+        ),
+    ] = None,
     colors: Colors = None,
+    mask_assignment: Annotated[
+        str,
+        typer.Option(
+            help="per-photo: one seeded colour per photo; mlfw: masked-masked genuine pairs "
+            "wear two different colours, impostor pairs the same (MLFW)."
+        ),
+    ] = "per-photo",
+    impostor_same_mask: Annotated[
+        float | None,
+        typer.Option(help="mlfw: share of impostor pairs wearing one colour (default 1.0)."),
+    ] = None,
     seed: Seed = 0,
     name: Name = None,
     version: Version = "1",
@@ -384,15 +397,24 @@ def pairs_lfw(
 ) -> None:
     """LFW-style folds (like view 2) from a synth manifest, or an official list re-pointed."""
     from mfrbench.pairs import lfw_folds, official_lfw_pairs
+    from mfrbench.pairs_mlfw import MLFW, resolve
 
+    default_type = "masked-masked" if mask_assignment == MLFW else "masked-unmasked"
+    types = _split_list(pair_types) or [default_type]
+    resolve(mask_assignment, impostor_same_mask, types)  # option mistakes before reading
     images = _manifest_images(manifest, None)
-    types = _split_list(pair_types) or ["masked-unmasked"]
     color_list = _split_list(colors)
     if official is not None:
         if not official.is_file():
             raise UserError(f"--official: file not found: {official}")
         pairset = official_lfw_pairs(
-            official, images, pair_types=types, seed=seed, colors=color_list
+            official,
+            images,
+            pair_types=types,
+            seed=seed,
+            colors=color_list,
+            mask_assignment=mask_assignment,
+            impostor_same_mask=impostor_same_mask,
         )
     else:
         pairset = lfw_folds(
@@ -402,6 +424,8 @@ def pairs_lfw(
             pair_types=types,
             seed=seed,
             colors=color_list,
+            mask_assignment=mask_assignment,
+            impostor_same_mask=impostor_same_mask,
         )
     _freeze_and_write(
         pairset,

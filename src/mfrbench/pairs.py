@@ -35,11 +35,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mfrbench import pairs_mlfw
 from mfrbench.datasets.base import Record
 from mfrbench.errors import UserError
 from mfrbench.faces import face_fields
 from mfrbench.fetch import sha256_file
 from mfrbench.manifest import STATUS_OK, read_manifest
+from mfrbench.pairs_mlfw import PER_PHOTO
 from mfrbench.protocol import IMAGE_KEYS, SPLITS  # the schema owns the image keys and splits
 from mfrbench.vision.augment import make_rng
 
@@ -475,6 +477,28 @@ def _pick_colors(
     return chosen
 
 
+def _mlfw_sources(
+    sources: dict[str, _Source], by_id: dict[str, dict[str, Any]], colors: Sequence[str]
+) -> list[str]:
+    """mlfw: a source lacking any of ``colors`` loses its masked side (so it is left out);
+    the warning saying how many."""
+    pairs_mlfw.check_colors(colors)
+    variants = pairs_mlfw.color_variants(by_id.values())
+    short = [
+        s
+        for s in sources.values()
+        if s.masked is not None and pairs_mlfw.missing_colors(variants.get(s.src_path, {}), colors)
+    ]
+    for s in short:
+        s.masked = None
+    if not short:
+        return []
+    return [
+        f"mask assignment mlfw: {len(short)} source image(s) lack a mask colour and are left "
+        "out: " + ", ".join(s.src_path for s in short[:_SHOW])
+    ]
+
+
 # ----------------------------------------------------------------------------- rmfrd strategy
 
 
@@ -758,6 +782,8 @@ def lfw_folds(
     pair_types: Sequence[str] = (MASKED_UNMASKED,),
     seed: int = 0,
     colors: Sequence[str] | None = None,
+    mask_assignment: str = PER_PHOTO,
+    impostor_same_mask: float | None = None,
 ) -> PairSet:
     """LFW-style folds: ``per_fold`` genuine + ``per_fold`` impostor pairs, identities disjoint.
 
@@ -771,8 +797,11 @@ def lfw_folds(
     pair type (the unmasked control uses exactly the same photos). A fold that cannot supply
     ``per_fold`` pairs raises :class:`UserError` saying how many it can. Summary rows count
     identities dealt to a fold (``assigned``) and those its pairs use (``subjects``).
+    ``mask_assignment="mlfw"`` re-colours the masked-masked pairs (:mod:`mfrbench.pairs_mlfw`);
+    a source then needs a variant in every colour.
     """
     types = _check_pair_types(pair_types)
+    same = pairs_mlfw.resolve(mask_assignment, impostor_same_mask, types)
     if not isinstance(n_folds, int) or n_folds < 1:
         raise UserError(f"number of folds must be a positive integer, got {n_folds!r}")
     if not isinstance(per_fold, int) or per_fold < 1:
@@ -781,6 +810,8 @@ def lfw_folds(
     need_masked, need_unmasked = _needs(types)
     color_set = _pick_colors(list(by_id.values()), colors, need_masked)
     sources, warnings = _build_sources(by_id, color_set, seed)
+    if same is not None:
+        warnings += _mlfw_sources(sources, by_id, color_set)
     warnings += find_duplicates(by_id.values())
     per_id, dropped = _usable_sources(sources, need_masked, need_unmasked)
     if dropped:
@@ -820,6 +851,8 @@ def lfw_folds(
             }
         )
     pairs = _source_pairs_to_pairs(source_pairs, types, "test")
+    if same is not None:
+        pairs = pairs_mlfw.assign(pairs, by_id, color_set, seed, same)
     for row in rows:
         _count_sides(row, [p for p in pairs if p["fold"] == row["fold"]], by_id)
     summary = _fold_summary(rows, pairs, by_id, types)
@@ -830,7 +863,21 @@ def lfw_folds(
         "pair_types": types,
         "colors": color_set if need_masked else [],
     }
+    _mlfw_record(same, params, summary, pairs, by_id)
     return _finish("lfw-folds", params, by_id, pairs, summary, warnings)
+
+
+def _mlfw_record(
+    same: float | None,
+    params: dict[str, Any],
+    summary: dict[str, Any],
+    pairs: list[dict],
+    by_id: dict[str, dict],
+) -> None:
+    """Under mlfw, add its generation parameters and the colour tally (per-photo: nothing)."""
+    if same is not None:
+        params.update(pairs_mlfw.params(same))
+        summary["mask_pairs"] = pairs_mlfw.tally(pairs, by_id)
 
 
 def _fold_genuine(
@@ -1043,6 +1090,8 @@ def official_lfw_pairs(
     pair_types: Sequence[str] = (MASKED_UNMASKED,),
     seed: int = 0,
     colors: Sequence[str] | None = None,
+    mask_assignment: str = PER_PHOTO,
+    impostor_same_mask: float | None = None,
 ) -> PairSet:
     """An official LFW pair list over the images, each side pointed at the requested variant.
 
@@ -1050,13 +1099,20 @@ def official_lfw_pairs(
     ``masked-unmasked``); a masked side gets colour :func:`color_for` among ``colors`` (default
     all colours present). Folds come from the file. An image the list needs but ``images``
     lacks (a failed synth, a colour not rendered) raises :class:`UserError` listing the first few.
+    ``mask_assignment="mlfw"`` re-colours the masked-masked pairs (:mod:`mfrbench.pairs_mlfw`);
+    every listed photo then needs a variant in every colour.
     """
     pairs_file = Path(pairs_file)
     types = _check_pair_types(pair_types)
+    same = pairs_mlfw.resolve(mask_assignment, impostor_same_mask, types)
     entries = parse_lfw_pairs(pairs_file)
     by_id = _index_images(images)
     need_masked, _ = _needs(types)
     color_set = _pick_colors(list(by_id.values()), colors, need_masked)
+    variants: dict[str, dict[str, str]] = {}
+    if same is not None:
+        pairs_mlfw.check_colors(color_set)
+        variants = pairs_mlfw.color_variants(by_id.values())
     sources, warnings = _build_sources(by_id, color_set, seed)
     warnings += find_duplicates(by_id.values())
     missing: list[str] = []
@@ -1072,6 +1128,9 @@ def official_lfw_pairs(
                 for want in sorted({_SIDES[t][pos] for t in types}):
                     if getattr(s, want) is None:
                         missing.append(f"{src} ({_variant_name(want, src, color_set, seed)})")
+                if same is not None:
+                    short = pairs_mlfw.missing_colors(variants.get(src, {}), color_set)
+                    missing += [f"{src} (mask-{c})" for c in short]
             sides.append(s)
         resolved.append((fold, sides[0], sides[1], label))
     if missing:
@@ -1083,6 +1142,8 @@ def official_lfw_pairs(
         )
     source_pairs = [(f, label, a, b) for f, a, b, label in resolved]
     pairs = _source_pairs_to_pairs(source_pairs, types, "test")
+    if same is not None:
+        pairs = pairs_mlfw.assign(pairs, by_id, color_set, seed, same)
     rows = _fold_rows(resolved, pairs, by_id)
     summary = _fold_summary(rows, pairs, by_id, types)
     params = {
@@ -1093,6 +1154,7 @@ def official_lfw_pairs(
         "pair_types": types,
         "colors": color_set if need_masked else [],
     }
+    _mlfw_record(same, params, summary, pairs, by_id)
     return _finish("official-lfw", params, by_id, pairs, summary, warnings)
 
 
