@@ -54,7 +54,10 @@ def _pct(value: Any) -> str:
 
 def _pair_sets(report: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     ver = report["verification"]
-    return [("all", ver["overall"]), *ver["by_pair_type"].items()]
+    types = list(ver["by_pair_type"].items())
+    if len(types) == 1:  # "all" is that one pair type: one row, named for what it is
+        return types
+    return [("all", ver["overall"]), *types]
 
 
 def _tar(report: Mapping[str, Any], name: str, v: Mapping[str, Any], far: str) -> str | None:
@@ -125,12 +128,12 @@ def latex_table(
     shown = [f for f in fars if any(_tar(r, n, v, f) not in (None, "n/e") for r, n, v in sets)]
     protocols = [r["protocol"]["id"] for r in reports]
     models = [r["model"]["id"] for r in reports]
-    several = len(reports) > 1
+    several = len(set(models)) > 1  # one model: the caption names it, no column
     two_protocols = len(set(protocols)) > 1
     lead = ["Model"] if several else []
     lead += ["Protocol"] if two_protocols else []
     header = [*lead, "Pairs", "Gen./imp.", r"Acc.\ (\%)", "AUC", r"EER (\%)"]
-    header += [f"TAR@FAR={_far_tex(f)} (\\%)" for f in shown]
+    header += [f"TAR@{_far_tex(f)} (\\%)" for f in shown]
     spec = "l" * (len(lead) + 1) + "r" * (len(header) - len(lead) - 1)
     body: list[str] = []
     for k, report in enumerate(reports):
@@ -161,6 +164,8 @@ def latex_table(
         notes.append("n/e: too few impostors for 10 expected false accepts")
     text = (escape_latex(caption) + " ") if caption else ""
     text += f"Verification on protocol {_ids(protocols)}, model {_ids(models)}"
+    if shown:
+        notes.append("TAR@$x$: true accept rate at false accept rate $x$")
     text += (" (" + "; ".join(notes) + ")") if notes else ""
     return "\n".join(
         [
