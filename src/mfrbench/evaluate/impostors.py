@@ -33,8 +33,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mfrbench.evaluate.scores import normalise
-
 #: Histogram bins over the score range.
 N_BINS = 1 << 16
 
@@ -260,6 +258,17 @@ class _TailKeeper:
         return v, float(v[-1]) if v.size else math.inf
 
 
+def _unit_rows(x: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` divided by its row norms in place (the same floats as ``scores.normalise``), rows
+    with a zero vector dropped with their ids."""
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    keep = norms[:, 0] != 0
+    if not keep.all():
+        x, ids, norms = x[keep], ids[keep], norms[keep]
+    x /= norms
+    return x, ids
+
+
 def _block_scores(r: np.ndarray, p: np.ndarray, metric: str) -> np.ndarray:
     """(R, P) scores of prepared rows (unit rows for cosine/sql2) in the pairs' convention."""
     if metric == "euclidean":
@@ -284,15 +293,13 @@ def all_vs_all(
     Rows with a zero vector are left out under cosine/sql2 (no direction), as pairs with one get
     status ``zero_norm``.
     """
-    r = np.asarray(references, dtype=np.float64)
-    p = np.asarray(probes, dtype=np.float64)
+    r = np.array(references, dtype=np.float64)  # one copy each: memory is the inputs, once
+    p = np.array(probes, dtype=np.float64)
     _, r_ids = np.unique(np.asarray(list(ref_identity) + list(probe_identity)), return_inverse=True)
     p_ids, r_ids = r_ids[len(r) :], r_ids[: len(r)]
     if metric != "euclidean":
-        r, r_zero = normalise(r)
-        p, p_zero = normalise(p)
-        r, r_ids = r[~r_zero], r_ids[~r_zero]
-        p, p_ids = p[~p_zero], p_ids[~p_zero]
+        r, r_ids = _unit_rows(r, r_ids)
+        p, p_ids = _unit_rows(p, p_ids)
     same = np.bincount(r_ids, minlength=int(max(r_ids.max(initial=0), p_ids.max(initial=0)) + 1))
     n = int(len(r) * len(p) - np.sum(same[p_ids])) if len(r) and len(p) else 0
     out = ScoreSummary.empty(lo, hi, bins)
