@@ -110,7 +110,18 @@ def test_tail_is_capped(sample, monkeypatch):
     assert not summ.threshold_at_fmr(1e-3)[1]  # 127 scores: from the histogram, and says so
 
 
-def test_merge_equals_summary_of_the_union(sample):
+def test_exact_strata_merge_exactly(sample):
+    refs, ref_ids, probes, probe_ids = sample  # 63,720 scores per half: every one kept
+    a = all_vs_all(refs[:180], ref_ids[:180], probes, probe_ids, "cosine", -1.0, 1.0)
+    b = all_vs_all(refs[180:], ref_ids[180:], probes, probe_ids, "cosine", -1.0, 1.0)
+    m = a.merge(b)
+    full = np.sort(_brute(refs, ref_ids, probes, probe_ids, "cosine"))[::-1]
+    assert a.exact_all and b.exact_all and m.exact_all
+    np.testing.assert_allclose(m.tail, full, atol=1e-12)
+
+
+def test_merge_equals_summary_of_the_union(sample, monkeypatch):
+    monkeypatch.setattr(imp_mod, "EXACT_MAX", 1000)  # cut tails, as strata of view 2 have
     refs, ref_ids, probes, probe_ids = sample
     lo, hi = -1.0, 1.0
     a = all_vs_all(refs[:180], ref_ids[:180], probes, probe_ids, "cosine", lo, hi)

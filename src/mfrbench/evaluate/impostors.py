@@ -7,7 +7,8 @@ type; they are scored blockwise from the embeddings (one matrix product per bloc
 :data:`REF_BLOCK` x :data:`PROBE_BLOCK`) and kept as a :class:`ScoreSummary`:
 
 - **exact tail**: every score at or above ``floor``, sorted: the top
-  ``min(floor(TAIL_FMR * n) + 1, TAIL_MAX)`` scores (and any tied with the last). Thresholds
+  ``min(floor(TAIL_FMR * n) + 1, TAIL_MAX)`` scores (and any tied with the last; a stratum
+  of at most :data:`EXACT_MAX` scores keeps every one, so all about it is exact). Thresholds
   at FMR <= min(:data:`TAIL_FMR`, TAIL_MAX / n) (the operating points the field reports: 1e-3,
   1e-4, 1e-5) and the FMR at any threshold >= ``floor`` are exact, the same numbers keeping
   every score would give; the entries computed from the histogram instead say so
@@ -41,6 +42,9 @@ TAIL_FMR = 1e-2
 
 #: ... but no more than this many scores per stratum (memory flat beyond 100 million scores).
 TAIL_MAX = 1_000_000
+
+#: A stratum with at most this many scores keeps all of them (everything about it is exact).
+EXACT_MAX = 100_000
 
 #: Block shape of the all-vs-all matrix products (references x probes).
 REF_BLOCK = 512
@@ -114,23 +118,7 @@ class ScoreSummary:
 
     def merge(self, other: ScoreSummary) -> ScoreSummary:
         """The summary of both score sets; the tail is exact down to the higher floor."""
-        if (self.lo, self.hi, self.hist.size) != (other.lo, other.hi, other.hist.size):
-            raise ValueError("cannot merge summaries over different score ranges")
-        floor = max(self.floor, other.floor)
-        tail = np.concatenate([self.tail, other.tail])
-        tail = np.sort(tail[tail >= floor])[::-1]
-        return ScoreSummary(
-            self.n + other.n,
-            self.lo,
-            self.hi,
-            self.hist + other.hist,
-            tail,
-            floor,
-            self.total + other.total,
-            self.total_sq + other.total_sq,
-            self.n_references + other.n_references,
-            self.n_probes + other.n_probes,
-        )
+        return merge_all([self, other])
 
     # ------------------------------------------------------------------ queries
 
@@ -249,7 +237,7 @@ class _TailKeeper:
     def result(self, n: int) -> tuple[np.ndarray, float]:
         """(descending tail, floor): floor = -inf when all ``n`` values are held."""
         v = np.concatenate(self.parts) if self.parts else np.zeros(0)
-        if v.size >= n:
+        if v.size >= n and n <= EXACT_MAX:
             return np.sort(v)[::-1].copy(), -math.inf
         if v.size > self.k:
             cut = float(np.partition(v, v.size - self.k)[v.size - self.k])
@@ -334,13 +322,40 @@ class Stratum:
     colour: str | None
 
 
+def merge_all(summaries: Sequence[ScoreSummary]) -> ScoreSummary:
+    """One summary of several (over one score range); the tail is exact down to the highest
+    floor. One concatenation and one sort, however many summaries."""
+    first = summaries[0]
+    if len(summaries) == 1:
+        return first
+    for other in summaries[1:]:
+        if (other.lo, other.hi, other.hist.size) != (first.lo, first.hi, first.hist.size):
+            raise ValueError("cannot merge summaries over different score ranges")
+    floor = max(x.floor for x in summaries)
+    tail = np.concatenate([x.tail[x.tail >= floor] for x in summaries])
+    tail[::-1].sort()  # descending, in place
+    return ScoreSummary(
+        sum(x.n for x in summaries),
+        first.lo,
+        first.hi,
+        np.sum([x.hist for x in summaries], axis=0),
+        tail,
+        floor,
+        sum(x.total for x in summaries),
+        sum(x.total_sq for x in summaries),
+        sum(x.n_references for x in summaries),
+        sum(x.n_probes for x in summaries),
+    )
+
+
 def merged(items: Iterable[tuple[Stratum, ScoreSummary]], **where: Any) -> ScoreSummary | None:
     """The merge of the summaries whose stratum matches every ``field=value`` (None: none)."""
-    out = None
-    for stratum, summary in items:
-        if all(getattr(stratum, k) == v for k, v in where.items()):
-            out = summary if out is None else out.merge(summary)
-    return out
+    chosen = [
+        summary
+        for stratum, summary in items
+        if all(getattr(stratum, k) == v for k, v in where.items())
+    ]
+    return merge_all(chosen) if chosen else None
 
 
 def impostors_table(items: Sequence[tuple[Stratum, ScoreSummary]]) -> pa.Table:
@@ -369,6 +384,7 @@ def read_impostors(table: pa.Table) -> list[tuple[Stratum, ScoreSummary]]:
 
 
 __all__ = [
+    "EXACT_MAX",
     "IMPOSTORS_SCHEMA",
     "N_BINS",
     "TAIL_FMR",
@@ -377,6 +393,7 @@ __all__ = [
     "Stratum",
     "all_vs_all",
     "impostors_table",
+    "merge_all",
     "merged",
     "read_impostors",
     "score_range",
