@@ -31,9 +31,17 @@ def test_demo_runs_the_whole_job(lfw_mini: Path, tmp_path: Path) -> None:
     protocol = load_protocol(out / "lfw-mini-demo.json")
     assert {p["pair_type"] for p in protocol["pairs"]} == {"masked-unmasked", "unmasked-unmasked"}
     run = next((out / "results").glob("*/*/"))
-    assert {"report.md", "report.json", "roc.png", "det.png", "scores_hist.png"} <= {
-        p.name for p in run.iterdir()
-    }
+    assert {
+        "report.md",
+        "report.json",
+        "roc.png",
+        "det.png",
+        "scores_hist.png",
+        "impostors.parquet",
+        "report.html",
+    } <= {p.name for p in run.iterdir()}
+    html = (run / "report.html").read_text()
+    assert "Worst false non-matches" in html and "http://" not in html and "https://" not in html
     report = json.loads((run / "report.json").read_text())
     by_type = report["verification"]["by_pair_type"]
     # a real model on real faces: the control is easier than masked probes, both far from chance

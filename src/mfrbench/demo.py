@@ -57,6 +57,7 @@ def run_demo(
     say: Callable[[str], None] = print,
 ) -> DemoResult:
     """Run every stage into ``out``; ``say`` reports each stage and where its output is."""
+    from mfrbench.evaluate.html_report import write_html_report
     from mfrbench.evaluate.report import compare_table
     from mfrbench.evaluate.runner import evaluate
     from mfrbench.pairs import images_from_manifest, lfw_folds
@@ -90,9 +91,17 @@ def run_demo(
     write_protocol(protocol, path)
     pid = protocol_id(protocol)
     say(f"    protocol {pid}: {len(protocol['pairs'])} pairs; {path}")
-    say("3/4 eval: dlib-resnet (report, ROC/DET/histogram plots)")
-    run = evaluate(path, "plugin:dlib-resnet", root=data, out_dir=out / "results", workers=workers)
-    say(f"    report {run.out_dir / 'report.md'}; plots in {run.out_dir}")
+    say("3/4 eval: dlib-resnet (all-vs-all impostors, report, plots, HTML with failures)")
+    run = evaluate(
+        path,
+        "plugin:dlib-resnet",
+        root=data,
+        out_dir=out / "results",
+        workers=workers,
+        impostors="all",
+    )
+    html = write_html_report(run.out_dir, data)
+    say(f"    report {run.out_dir / 'report.md'}; plots in {run.out_dir}; open {html}")
     say("4/4 compare: masked probes against the unmasked control")
     report = run.report
     table = "\n".join(

@@ -198,13 +198,13 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _rate_cell(entry: Mapping[str, Any] | None, key: str = "value") -> str:
+def _rate_cell(entry: Mapping[str, Any] | None, key: str = "value", digits: int = 3) -> str:
     """A rate from an operating-point entry; ``n/e`` without enough impostors, ``~`` when
     it comes from the histogram rather than the exact tail."""
     if not entry or entry.get(key) is None:
         return "n/e"
     approx = entry.get("exact") is False if key == "value" else entry.get(f"{key}_exact") is False
-    return ("~" if approx else "") + _pct(entry[key], 3)
+    return ("~" if approx else "") + _pct(entry[key], digits)
 
 
 def _all_impostors_md(block: Mapping[str, Any] | None) -> list[str]:
@@ -263,7 +263,7 @@ def _all_impostors_md(block: Mapping[str, Any] | None) -> list[str]:
                         f,
                         _num(e.get("threshold"), 4),
                         _rate_cell(e),
-                        _rate_cell(e, "fmr_here"),
+                        _rate_cell(e, "fmr_here", 5),  # 1e-6 shows as 0.00010%
                         _num(e.get("fmr_shift"), 2),
                     ]
                 )
