@@ -741,6 +741,7 @@ def test_all_vs_all_impostors_end_to_end(tiny, tmp_path: Path) -> None:
     assert fixed["n_impostors"] == n_expected
     md = (run.out_dir / "report.md").read_text()
     assert "## All-vs-all impostors" in md and "## Fixed threshold" in md
+    assert "NIST-style" in md  # masked thresholds from the control's all-vs-all impostors
 
     # thresholds carried from this run to a second run of the same model; another model refused
     again = _run(tiny, FakeModel(_oracle_table(tiny)), tmp_path, thresholds_from=run.out_dir)

@@ -21,12 +21,15 @@ from mfrbench.evaluate.failures import Failure, FailureSet
 from mfrbench.evaluate.report import (
     _THRESHOLD_HEADER,
     MIN_GROUP_PAIRS,
+    NIST_HEADER,
+    NIST_NOTE,
     _num,
     _pct,
     _rate_cell,
     _summary_row,
     _threshold_rows,
     _too_small,
+    nist_rows,
 )
 
 #: The run's plots, in page order: (report.json ``files`` key, heading).
@@ -181,10 +184,12 @@ def _all_impostors(block: Mapping[str, Any] | None) -> str:
         "EER",
         "d'",
     )
+    nist = nist_rows(block)
     return _section(
         "All-vs-all impostors",
         _table(header, rows),
         _note(f"Impostors: {block['how']} ({block['n_impostors']:,} in the test split)."),
+        *([_note(NIST_NOTE), _table(NIST_HEADER, nist)] if nist else []),
     )
 
 

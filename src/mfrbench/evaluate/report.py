@@ -207,6 +207,36 @@ def _rate_cell(entry: Mapping[str, Any] | None, key: str = "value", digits: int 
     return ("~" if approx else "") + _pct(entry[key], digits)
 
 
+NIST_HEADER = ["pairs", "control FMR", "threshold", "FNMR", "FMR here", "shift"]
+NIST_NOTE = (
+    "NIST-style: FNMR at the threshold that gives FMR = f on the unmasked control's impostors, "
+    "and the FMR that threshold gives here."
+)
+
+
+def nist_rows(block: Mapping[str, Any]) -> list[list[str]]:
+    """Rows of the NIST-style table of an ``all_impostors`` block: each masked pair type's FNMR
+    at the control's FMR thresholds and the FMR there (empty without control pairs)."""
+    rows = []
+    for t, v in block["by_pair_type"].items():
+        source = v["fnmr_at_fmr"].get("0.001", {}).get("threshold_source", "")
+        if t == "unmasked-unmasked" or not source.startswith("control"):
+            continue
+        for f in ("0.001", "0.0001", "1e-05"):
+            e = v["fnmr_at_fmr"].get(f) or {}
+            rows.append(
+                [
+                    t,
+                    f,
+                    _num(e.get("threshold"), 4),
+                    _rate_cell(e),
+                    _rate_cell(e, "fmr_here", 5),  # 1e-6 shows as 0.00010%
+                    _num(e.get("fmr_shift"), 2),
+                ]
+            )
+    return rows
+
+
 def _all_impostors_md(block: Mapping[str, Any] | None) -> list[str]:
     """Genuine pairs against every impostor comparison (``--impostors all``)."""
     if not block:
@@ -240,34 +270,10 @@ def _all_impostors_md(block: Mapping[str, Any] | None) -> list[str]:
     out += _md_table(
         ["pairs", "genuine", "impostors", "TAR@1e-3", "TAR@1e-4", "TAR@1e-5", "EER", "d'"], rows
     )
-    ctrl = [
-        (t, v)
-        for t, v in block["by_pair_type"].items()
-        if t != "unmasked-unmasked"
-        and v["fnmr_at_fmr"].get("0.001", {}).get("threshold_source", "").startswith("control")
-    ]
-    if ctrl:
-        out += [
-            "",
-            "NIST-style: FNMR at the threshold that gives FMR = f on the unmasked "
-            "control's impostors, and the FMR that threshold gives here.",
-            "",
-        ]
-        rows = []
-        for t, v in ctrl:
-            for f in ("0.001", "0.0001", "1e-05"):
-                e = v["fnmr_at_fmr"].get(f) or {}
-                rows.append(
-                    [
-                        t,
-                        f,
-                        _num(e.get("threshold"), 4),
-                        _rate_cell(e),
-                        _rate_cell(e, "fmr_here", 5),  # 1e-6 shows as 0.00010%
-                        _num(e.get("fmr_shift"), 2),
-                    ]
-                )
-        out += _md_table(["pairs", "control FMR", "threshold", "FNMR", "FMR here", "shift"], rows)
+    rows = nist_rows(block)
+    if rows:
+        out += ["", NIST_NOTE, ""]
+        out += _md_table(NIST_HEADER, rows)
     return [*out, ""]
 
 
