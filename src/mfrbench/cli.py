@@ -1,12 +1,14 @@
 """The `mfrbench` command: parse options, call the Python API, print with rich.
 
 User mistakes (bad option, missing root, unknown colour) end with one line on stderr and exit
-code 2, never a traceback.
+code 2, never a traceback; ``--debug`` (or ``MFRBENCH_DEBUG=1``) prints the traceback too.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +31,7 @@ from mfrbench.cli_protocol import pairs_app, protocol_app
 from mfrbench.cli_report_views import report_html  # noqa: F401  (registers report html/latex)
 from mfrbench.cli_score_files import export_command, scores_command
 from mfrbench.cli_train import train_app
-from mfrbench.errors import UserError
+from mfrbench.errors import DEBUG_ENV, UserError
 from mfrbench.workers import DEFAULT_WORKERS
 
 app = typer.Typer(
@@ -63,6 +65,12 @@ def _root(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help=f"Show the full traceback of an error (or set {DEBUG_ENV}=1)."
+        ),
     ] = False,
 ) -> None:
     """mfrbench: turn face datasets into masked-face benchmarks and score models on them."""
@@ -234,9 +242,13 @@ def demo(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user mistakes into one line and exit code 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug(args)
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=args, standalone_mode=False)
     except UserError as e:
+        if debug:
+            traceback.print_exception(e, file=sys.stderr)
         _fail(str(e))
     except (typer.Exit, typer.Abort) as e:
         sys.exit(getattr(e, "exit_code", 130))
@@ -253,6 +265,13 @@ def main(argv: list[str] | None = None) -> None:
         ctx = getattr(e, "ctx", None)
         name = ctx.command_path if ctx is not None else "mfrbench"
         _fail(f"{message} (see: {name} --help)")
+
+
+def _debug(args: list[str]) -> bool:
+    """Whether tracebacks are wanted: ``--debug`` before the command, or MFRBENCH_DEBUG set."""
+    before_command = args[: next((i for i, a in enumerate(args) if not a.startswith("-")), None)]
+    flag = os.environ.get(DEBUG_ENV, "").strip().lower()
+    return "--debug" in before_command or flag not in ("", "0", "false", "no")
 
 
 def _fail(message: str) -> None:

@@ -115,7 +115,7 @@ def _load_plugin(name: str) -> tuple[str, Any]:
     except UserError:
         raise
     except Exception as exc:  # import errors in plugin packages: say which and why
-        raise UserError(f"plugin {name!r} ({source}) cannot be loaded: {_one_line(exc)}") from None
+        raise UserError(f"plugin {name!r} ({source}) cannot be loaded: {_one_line(exc)}") from exc
 
 
 def _one_line(exc: BaseException) -> str:
@@ -132,7 +132,7 @@ def _bind(obj: Any, options: Mapping[str, Any], where: str, args: tuple = ()) ->
     try:
         sig.bind(*args, **options)
     except TypeError as exc:
-        raise UserError(f"{where}: bad options {dict(options)}: {exc}") from None
+        raise UserError(f"{where}: bad options {dict(options)}: {exc}") from exc
 
 
 def _build(obj: Any, options: Mapping[str, Any], where: str, args: tuple = ()) -> EmbeddingModel:
@@ -149,7 +149,7 @@ def _build(obj: Any, options: Mapping[str, Any], where: str, args: tuple = ()) -
     except UserError:
         raise
     except Exception as exc:
-        raise UserError(f"{where} failed: {_one_line(exc)}") from None
+        raise UserError(f"{where} failed: {_one_line(exc)}") from exc
     return validate_model(model, where)
 
 
@@ -183,7 +183,7 @@ def create_model(spec: str, options: Mapping[str, Any] | None = None) -> Embeddi
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:
-            raise UserError(f"{spec}: cannot import {module_name}: {_one_line(exc)}") from None
+            raise UserError(f"{spec}: cannot import {module_name}: {_one_line(exc)}") from exc
         try:
             obj = _load_target(f"{module.__name__}:{factory}")
         except AttributeError:
