@@ -57,7 +57,7 @@ from mfrbench.vision.landmarks import make_landmarker
 from mfrbench.vision.mask import MASK_SHAPES, mask_polygon
 from mfrbench.vision.render import encode, render
 from mfrbench.vision.roi import ROI_KINDS, expand_box, output_size, roi_box
-from mfrbench.workers import spawn_map
+from mfrbench.workers import restore_threads, single_threaded, spawn_map
 
 CHUNK_SIZE = 32
 LANDMARK_BACKENDS = ("dlib", "mediapipe")
@@ -390,7 +390,7 @@ def _init_worker(config: SynthConfig, root: Path, out: Path) -> None:
     """Load the models once per worker. A failure is raised by the first chunk instead:
     an exception in a pool initializer would make the pool respawn workers forever."""
     global _WORKER, _WORKER_ERROR
-    _single_threaded()
+    single_threaded()  # one thread per model: identical numerics whatever the worker count
     try:
         _WORKER, _WORKER_ERROR = SynthPipeline(config, root, out), None
     except Exception as e:
@@ -407,15 +407,6 @@ def preflight(config: SynthConfig) -> None:
         from mfrbench.vision.landmarks import resolve_mediapipe_model
 
         resolve_mediapipe_model(config.mediapipe_model)
-
-
-def _single_threaded() -> None:
-    """One thread per model: identical numerics whatever the worker count."""
-    import cv2
-    import torch
-
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
 
 
 def _run_chunk(chunk: _Chunk) -> tuple[int, list[dict[str, Any]], dict[str, float]]:
@@ -569,18 +560,14 @@ def _execute(
     if not todo:
         return
     if workers == 1 or len(todo) == 1:
-        import cv2
-        import torch
-
-        saved = torch.get_num_threads(), cv2.getNumThreads()
+        saved = single_threaded()
         _init_worker(config, root, out)
         try:
             yield from map(_run_chunk, todo)
         finally:
             global _WORKER
             _WORKER = None
-            torch.set_num_threads(saved[0])
-            cv2.setNumThreads(saved[1])
+            restore_threads(saved)
         return
     yield from spawn_map(_run_chunk, todo, workers, _init_worker, (config, root, out))
 

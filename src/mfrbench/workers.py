@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from mfrbench.errors import UserError
@@ -57,6 +58,21 @@ def restore_threads(saved: tuple[int, int] | None) -> None:
 
     torch.set_num_threads(saved[0])
     cv2.setNumThreads(saved[1])
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with torch on ``n`` threads (None: leave them), then restore the count.
+    Training pins one thread so a seeded run is bit-reproducible."""
+    import torch
+
+    saved = torch.get_num_threads()
+    try:
+        if n is not None:
+            torch.set_num_threads(int(n))
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 def spawn_map(

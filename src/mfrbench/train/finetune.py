@@ -37,6 +37,7 @@ from mfrbench.errors import UserError
 from mfrbench.models.base import EmbeddingModel, FineTunable, to_tensor
 from mfrbench.train.head import HeadConfig
 from mfrbench.train.loop import PairSet, Trainable, TrainConfig, TrainResult, check_pairs, fit_pairs
+from mfrbench.workers import torch_threads
 
 #: Images per forward pass through the frozen prefix (its early, large activations bound the
 #: peak memory: ResNet-50 at 224x224 peaks about 300 MiB lower with 8 than with 32).
@@ -235,37 +236,34 @@ def finetune(
     grad_flags = {k: p.requires_grad for k, p in params.items()}
     home = next(iter(net.parameters())).device
     was_training = net.training
-    saved_threads = torch.get_num_threads()
     rows = np.unique(np.concatenate([train.rows()] + ([val.rows()] if val is not None else [])))
-    try:
-        if threads is not None:
-            torch.set_num_threads(int(threads))
-        net.to(dev).eval()
-        for p in params.values():
-            p.requires_grad_(False)
-        for p in trainable:
-            p.requires_grad_(True)
-        cache = _PrefixCache(model, images, rows, stop, dev)
-        extra = Trainable(trainable, float(lr), lambda: model.finetuned_state(n))
-        result, backbone_state = fit_pairs(
-            _encoder(model, cache, stop),
-            codes,
-            train,
-            val,
-            head,
-            cfg,
-            run=run,
-            progress=progress,
-            extra=extra,
-        )
-        prefix_bytes = cache.nbytes
-    finally:
-        net.to(home)
-        net.load_state_dict(original, strict=False)
-        for k, p in params.items():
-            p.requires_grad_(grad_flags[k])
-        net.train(was_training)
-        torch.set_num_threads(saved_threads)
+    with torch_threads(threads):
+        try:
+            net.to(dev).eval()
+            for p in params.values():
+                p.requires_grad_(False)
+            for p in trainable:
+                p.requires_grad_(True)
+            cache = _PrefixCache(model, images, rows, stop, dev)
+            extra = Trainable(trainable, float(lr), lambda: model.finetuned_state(n))
+            result, backbone_state = fit_pairs(
+                _encoder(model, cache, stop),
+                codes,
+                train,
+                val,
+                head,
+                cfg,
+                run=run,
+                progress=progress,
+                extra=extra,
+            )
+            prefix_bytes = cache.nbytes
+        finally:
+            net.to(home)
+            net.load_state_dict(original, strict=False)
+            for k, p in params.items():
+                p.requires_grad_(grad_flags[k])
+            net.train(was_training)
     return FineTuneResult(
         state=result.state,
         best_epoch=result.best_epoch,

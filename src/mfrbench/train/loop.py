@@ -40,6 +40,7 @@ from mfrbench.train.losses import (
     sql2,
     triplet_loss,
 )
+from mfrbench.workers import torch_threads
 
 # stream tags for SeedSequence([seed, TAG, ...]): independent random streams per purpose
 _INIT, _DROPOUT, _EPOCH, _VAL = 0, 1, 2, 3
@@ -312,12 +313,8 @@ def train_head(
     def encode(rows: np.ndarray) -> torch.Tensor:
         return xn[torch.from_numpy(rows)]
 
-    saved_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         result, _ = fit_pairs(encode, codes, train, val, head, cfg, run=run, progress=progress)
-    finally:
-        torch.set_num_threads(saved_threads)
     return result
 
 
