@@ -24,6 +24,8 @@ import urllib.request
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
+from mfrbench.digest import file_digest
+from mfrbench.digest import sha256_file as sha256_file  # re-exported: callers import it from here
 from mfrbench.errors import UserError
 
 #: Digest algorithms accepted in a ``checksum`` string, with their hex length. md5 is accepted only
@@ -45,20 +47,6 @@ def cache_dir(override: str | Path | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "mfrbench"
-
-
-def _digest_file(path: Path, algorithm: str, chunk: int = 1 << 20) -> str:
-    """Hex digest of a file's bytes, read in ``chunk``-sized blocks."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Lower-case hex SHA-256 of a file's bytes."""
-    return _digest_file(path, "sha256", chunk)
 
 
 def parse_checksum(checksum: str) -> tuple[str, str]:
@@ -136,7 +124,7 @@ def fetch(
     """
     dest = Path(dest)
     algorithm, expected = parse_checksum(checksum)
-    if dest.is_file() and _digest_file(dest, algorithm) == expected:
+    if dest.is_file() and file_digest(dest, algorithm) == expected:
         return dest
 
     created = _make_dirs(dest.parent)

@@ -18,6 +18,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mfrbench.digest import utf8_json
+
 MANIFEST_SCHEMA_VERSION = 2
 METADATA_KEY = b"mfrbench"
 
@@ -78,12 +80,12 @@ def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema = SYNTH_SCHEMA) 
 
 def with_metadata(schema: pa.Schema, meta: dict[str, Any]) -> pa.Schema:
     """Attach run metadata (canonical JSON, so identical runs give identical bytes)."""
-    return schema.with_metadata({METADATA_KEY: canonical_json(meta).encode()})
+    return schema.with_metadata({METADATA_KEY: utf8_json(meta).encode()})
 
 
-def canonical_json(obj: Any) -> str:
-    """Sorted keys, no whitespace variance, UTF-8 kept: stable bytes for hashing and metadata."""
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+#: Sorted keys, no whitespace, UTF-8 kept, NaN written: the manifest's variant, pinned by its
+#: bytes and the synth params digest (see :mod:`mfrbench.digest`).
+canonical_json = utf8_json
 
 
 def read_metadata(path: Path) -> dict[str, Any]:

@@ -15,7 +15,6 @@ id ``name@<first 12 hex digits>`` is what reports cite.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -32,8 +31,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mfrbench import __version__
+from mfrbench.digest import jsonable, protocol_bytes, sha256_bytes, sha256_file, sha256_text
 from mfrbench.errors import ImageError, UserError
-from mfrbench.fetch import sha256_file
 from mfrbench.manifest import write_bytes_atomic, write_table_atomic
 
 SCHEMA = "mfrbench-protocol"
@@ -107,44 +106,15 @@ _INT32 = 2**31
 # ----------------------------------------------------------------------------- canonical JSON
 
 
-def _check_json(obj: Any, where: str) -> None:
-    """Raise ValueError naming the first value canonical JSON cannot hold (path in ``where``)."""
-    if obj is None or isinstance(obj, (bool, int, str)):
-        return
-    if isinstance(obj, float):
-        if not math.isfinite(obj):
-            raise ValueError(f"{where}: {obj!r} is not allowed in canonical JSON")
-        return
-    if isinstance(obj, (list, tuple)):
-        for i, item in enumerate(obj):
-            _check_json(item, f"{where}[{i}]")
-        return
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            if not isinstance(key, str):
-                raise ValueError(f"{where}: key {key!r} is not a string")
-            _check_json(value, f"{where}.{key}")
-        return
-    raise ValueError(f"{where}: {type(obj).__name__} is not a JSON type")
-
-
-def canonical_bytes(obj: dict) -> bytes:
-    """The canonical serialisation: sorted keys, no spaces, UTF-8 kept, one trailing newline.
-
-    Floats use Python's shortest round-trip repr; NaN, infinities, non-string keys and
-    non-JSON types raise ValueError, so equal content always gives equal bytes.
-    """
-    _check_json(obj, "$")
-    text = json.dumps(
-        obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-    )
-    return (text + "\n").encode("utf-8")
+#: The protocol variant of :mod:`mfrbench.digest` (sorted keys, no spaces, UTF-8 kept, NaN,
+#: non-JSON types and non-string keys refused, one trailing newline): pinned by every digest.
+canonical_bytes = protocol_bytes
 
 
 def compute_digest(protocol: dict) -> str:
     """sha256 hex of the canonical bytes of ``protocol`` without its ``digest`` key."""
     body = {k: v for k, v in protocol.items() if k != "digest"}
-    return hashlib.sha256(canonical_bytes(body)).hexdigest()
+    return sha256_bytes(protocol_bytes(body))
 
 
 def content_digest(images: Iterable[Mapping[str, Any]]) -> str:
@@ -158,8 +128,7 @@ def content_digest(images: Iterable[Mapping[str, Any]]) -> str:
         path, sha = image["src_path"], image["src_sha256"]
         if sources.setdefault(path, sha) != sha:
             raise ValueError(f"source {path!r} has two sha256 values: {sources[path]} and {sha}")
-    text = "".join(f"{p}:{sources[p]}\n" for p in sorted(sources))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_text("".join(f"{p}:{sources[p]}\n" for p in sorted(sources)))
 
 
 def protocol_id(protocol: dict) -> str:
@@ -432,14 +401,11 @@ def validate(protocol: Any) -> None:
 
 
 def _plain(value: Any) -> Any:
-    """Tuples, numpy arrays and numpy scalars as plain lists and Python numbers (for freeze)."""
-    if isinstance(value, (np.ndarray, np.generic)):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    """Tuples, numpy arrays and numpy scalars as plain lists and Python numbers (for freeze).
+
+    Keys are kept as they are, so validation refuses a non-string key instead of renaming it.
+    """
+    return jsonable(value, str_keys=False)
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -525,7 +491,7 @@ def write_protocol(protocol: dict, path: Path) -> None:
     """Write the canonical bytes atomically; refuses a protocol whose digest is stale."""
     if protocol.get("digest") != compute_digest(protocol):
         raise ValueError("protocol digest does not match its content; build it with freeze()")
-    write_bytes_atomic(Path(path), canonical_bytes(protocol))
+    write_bytes_atomic(Path(path), protocol_bytes(protocol))
 
 
 def load_protocol(path: Path) -> dict:
@@ -560,7 +526,7 @@ def load_protocol(path: Path) -> dict:
         raise UserError(f"{path}: protocol has no digest")
     try:
         actual = compute_digest(obj)
-        canonical = canonical_bytes(obj)
+        canonical = protocol_bytes(obj)
     except ValueError as exc:
         raise UserError(f"{path}: not a canonical protocol: {exc}") from None
     if actual != recorded:
@@ -696,6 +662,26 @@ def _variant_hint(protocol: dict, report: VerifyReport) -> str:
 # ----------------------------------------------------------------------------- render
 
 
+def load_source(image: Mapping[str, Any], root: Path) -> np.ndarray:
+    """Read, hash-check and decode an ImageRef's source file as (H, W, 3) uint8 RGB.
+
+    The one reader behind :func:`render_image` and ``evaluate.prepare``: ImageError
+    ``missing`` (unreadable), ``changed`` (sha256 differs from ``src_sha256``) or a decode
+    status from ``vision.decode.decode_image``.
+    """
+    from mfrbench.vision.decode import decode_image
+
+    rel = image["src_path"]
+    try:
+        data = _source_file(Path(root), rel).read_bytes()
+    except OSError as exc:
+        raise ImageError("missing", f"cannot read {rel}: {exc.strerror or exc}") from None
+    sha = sha256_bytes(data)
+    if sha != image["src_sha256"]:
+        raise ImageError("changed", f"{rel}: sha256 {sha} != recorded {image['src_sha256']}")
+    return decode_image(data, min_side=1).rgb
+
+
 def render_image(image: Mapping[str, Any], root: Path) -> np.ndarray:
     """The evaluation image of one ImageRef, as (H, W, 3) uint8 RGB.
 
@@ -704,21 +690,9 @@ def render_image(image: Mapping[str, Any], root: Path) -> np.ndarray:
     decoded; a synthetic one is rendered from its frozen geometry by ``vision.render.render``:
     mask fill, ROI crop with zero padding, INTER_AREA resize.
     """
-    from mfrbench.vision.decode import decode_image
     from mfrbench.vision.render import render
 
-    path = _source_file(Path(root), image["src_path"])
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        reason = f"cannot read {image['src_path']}: {exc.strerror or exc}"
-        raise ImageError("missing", reason) from None
-    sha = hashlib.sha256(data).hexdigest()
-    if sha != image["src_sha256"]:
-        raise ImageError(
-            "changed", f"{image['src_path']}: sha256 {sha} != recorded {image['src_sha256']}"
-        )
-    rgb = decode_image(data, min_side=1).rgb
+    rgb = load_source(image, root)
     if not image["synthetic"]:
         return rgb
     polygon, color = image.get("mask_polygon"), image.get("color_rgb")
@@ -788,7 +762,7 @@ class RenderReport:
 
 
 def _image_sha(image: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_bytes(dict(image))).hexdigest()
+    return sha256_bytes(protocol_bytes(dict(image)))
 
 
 def _read_index(path: Path) -> dict[str, dict[str, Any]]:
@@ -803,7 +777,7 @@ def _read_index(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _write_index(rows: list[dict[str, Any]], path: Path, pid: str, fmt: str) -> None:
-    meta = {b"mfrbench": canonical_bytes({"protocol_id": pid, "format": fmt}).strip()}
+    meta = {b"mfrbench": protocol_bytes({"protocol_id": pid, "format": fmt}).strip()}
     table = pa.Table.from_pylist(rows, schema=INDEX_SCHEMA).replace_schema_metadata(meta)
     write_table_atomic(table, path)
 
@@ -837,7 +811,7 @@ def _render_one(
     except ImageError as err:
         row.update(status=err.status, reason=err.reason)
         return row, False
-    row.update(file=rel, sha256=hashlib.sha256(data).hexdigest(), status="ok", reason="")
+    row.update(file=rel, sha256=sha256_bytes(data), status="ok", reason="")
     return row, True
 
 

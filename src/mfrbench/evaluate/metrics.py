@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from mfrbench.digest import jsonable
+
 #: FARs / FMRs reported by :func:`verification_report`.
 DEFAULT_FARS: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
 
@@ -1135,19 +1137,7 @@ def open_set_margin(target_scores: Any, nontarget_scores: Any, pct: float = 85.0
 
 def _py(x: Any) -> Any:
     """Plain JSON value: numpy scalars to Python, non-finite floats to None, recursively."""
-    if isinstance(x, dict):
-        return {str(k): _py(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple, np.ndarray)):
-        return [_py(v) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.str_):
-        return str(x)
-    return x
+    return jsonable(x, nonfinite="null")
 
 
 def _rate_key(rate: float) -> str:

@@ -1,11 +1,11 @@
 """The image a plugin sees: one protocol ImageRef prepared as its ``Preprocess`` asks.
 
-Every input starts from the same checked source: the file's bytes must hash to the ImageRef's
-``src_sha256`` (else ImageError ``missing``/``changed``), they are decoded as
-``protocol.render_image`` decodes them, and a masked variant gets its frozen polygon drawn in
-its frozen colour. The face comes from the protocol: box, detector box, five points and 68
-anchors found on the photo *before* masking (synthetic images) or on the real photo when the
-protocol was made (``faces.detect_faces``). Then, per crop (``models.base.CROPS``):
+Every input starts from the same checked source, read by ``protocol.load_source`` (the reader
+``protocol.render_image`` uses): the file's bytes must hash to the ImageRef's ``src_sha256``
+(else ImageError ``missing``/``changed``), then they are decoded, and a masked variant gets its
+frozen polygon drawn in its frozen colour. The face comes from the protocol: box, detector box,
+five points and 68 anchors found on the photo *before* masking (synthetic images) or on the real
+photo when the protocol was made (``faces.detect_faces``). Then, per crop (``models.base.CROPS``):
 
 - ``frame``: the whole (masked) frame, plus ``face_box`` as a hint. With ``size`` set the frame
   is fitted into that size without distortion and the box moved with it.
@@ -51,15 +51,15 @@ uint8 (the project-wide convention), and ``models.base.to_tensor`` converts and 
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mfrbench.digest import ascii_json, sha256_text
 from mfrbench.errors import ImageError, UserError
+from mfrbench.protocol import load_source as load_source  # the one checked source reader
 from mfrbench.vision import align
 from mfrbench.vision.roi import crop_resize, fit_aspect, roi_box
 
@@ -74,25 +74,6 @@ _FACE_FIELDS = ("face_status", "face_box", "det_box", "points5", "landmarks68")
 SEARCH_MARGIN = 0.25
 #: facenet-pytorch MTCNN's default margin (output pixels).
 FACENET_MARGIN = 0
-
-
-def load_source(image: Mapping[str, Any], root: Path) -> np.ndarray:
-    """Read, hash-check and decode an ImageRef's source file as (H, W, 3) uint8 RGB.
-
-    ImageError ``missing`` (unreadable), ``changed`` (sha256 differs) or a decode status.
-    """
-    from mfrbench.vision.decode import decode_image
-
-    rel = image["src_path"]
-    path = Path(root).joinpath(*rel.split("/"))
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImageError("missing", f"cannot read {rel}: {exc.strerror or exc}") from None
-    sha = hashlib.sha256(data).hexdigest()
-    if sha != image["src_sha256"]:
-        raise ImageError("changed", f"{rel}: sha256 {sha} != recorded {image['src_sha256']}")
-    return decode_image(data, min_side=1).rgb
 
 
 def masked_frame(image: Mapping[str, Any], rgb: np.ndarray) -> np.ndarray:
@@ -353,5 +334,5 @@ def content_key(image: Mapping[str, Any], preprocess: Any) -> str:
     }
     if preprocess.crop in ALIGNED_CROPS and image["synthetic"]:
         body["landmarks"] = preprocess.landmarks
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # ascii_json (escaped, NaN written) is the variant every cached embedding is keyed by.
+    return sha256_text(ascii_json(body))

@@ -14,14 +14,13 @@ and validates them, so an unknown or malformed option is a one-line :class:`User
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mfrbench.digest import jsonable, model_json, sha256_file_cached, sha256_text
 from mfrbench.errors import UserError
 
 if TYPE_CHECKING:
@@ -105,7 +104,7 @@ class Preprocess:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (tuples as lists) for reports and the cache key."""
-        return _plain(asdict(self))
+        return jsonable(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -123,29 +122,19 @@ class ModelIdentity:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form for reports and the cache key."""
-        return _plain(asdict(self))
+        return jsonable(asdict(self))
 
 
-def _plain(value: Any) -> Any:
-    """Tuples to lists, numpy scalars to Python, recursively; dict keys must be strings."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def canonical_json(obj: Any) -> str:
-    """Sorted keys, no whitespace, NaN rejected: the same object always gives the same text."""
-    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+#: Sorted keys, no whitespace, ASCII-escaped, NaN rejected, after :func:`jsonable`: the model
+#: variant of :mod:`mfrbench.digest`, pinned by every cache key.
+canonical_json = model_json
 
 
 def cache_key_of(identity: ModelIdentity, preprocess: Preprocess) -> str:
     """sha256 (hex) of the canonical JSON of a model's identity and preprocessing contract."""
-    text = canonical_json({"identity": identity.to_dict(), "preprocess": preprocess.to_dict()})
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_text(
+        model_json({"identity": identity.to_dict(), "preprocess": preprocess.to_dict()})
+    )
 
 
 class EmbeddingModel:
@@ -245,7 +234,7 @@ def state_digest(state: Mapping[str, Any]) -> str:
     for name in sorted(state):
         arr = np.asarray(state[name])
         arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
-        head = canonical_json({"name": name, "dtype": arr.dtype.str, "shape": list(arr.shape)})
+        head = model_json({"name": name, "dtype": arr.dtype.str, "shape": list(arr.shape)})
         h.update(len(head).to_bytes(8, "little") + head.encode("utf-8"))
         h.update(arr.tobytes(order="C"))
     return h.hexdigest()
@@ -253,7 +242,7 @@ def state_digest(state: Mapping[str, Any]) -> str:
 
 def finetuned_digest(base_digest: str, state: Mapping[str, Any]) -> str:
     """The weights digest of a fine-tuned model: sha256 of ``"<base>+<state_digest(state)>"``."""
-    return hashlib.sha256(f"{base_digest}+{state_digest(state)}".encode()).hexdigest()
+    return sha256_text(f"{base_digest}+{state_digest(state)}")
 
 
 class FineTunable:
@@ -467,21 +456,9 @@ def to_tensor(images: Sequence[np.ndarray], preprocess: Preprocess) -> np.ndarra
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_file(path: str | Path) -> str:
-    """sha256 (hex) of a file, memoised per (path, size, mtime) so re-creating a model is cheap."""
-    p = Path(path).resolve()
-    st = p.stat()
-    key = (str(p), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _DIGESTS[key] = h.hexdigest()
-    return _DIGESTS[key]
+#: sha256 (hex) of a weights file, memoised per (path, size, mtime) so re-creating a model is
+#: cheap (:func:`mfrbench.digest.sha256_file_cached`).
+sha256_file = sha256_file_cached
 
 
 class Options:

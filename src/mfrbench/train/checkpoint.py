@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from mfrbench.digest import utf8_json
 from mfrbench.errors import UserError
 from mfrbench.manifest import write_bytes_atomic
 
@@ -79,8 +80,7 @@ def encode_safetensors(
         }
         chunks.append(data)
         offset += len(data)
-    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    head = text.encode("utf-8")
+    head = utf8_json(header).encode("utf-8")  # the variant pinned by existing checkpoint bytes
     head += b" " * (-len(head) % 8)
     return struct.pack("<Q", len(head)) + head + b"".join(chunks)
 

@@ -24,6 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from mfrbench.digest import ascii_json
 from mfrbench.errors import UserError
 
 AUGMENTATIONS = ("rotate", "jitter", "blur", "noise", "gray")
@@ -54,8 +55,9 @@ class AugParams:
         return {"kind": self.kind, "params": dict(self.params)}
 
     def to_json(self) -> str:
-        """Canonical JSON (sorted keys): equal parameters give equal strings."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Canonical JSON (sorted keys, :func:`mfrbench.digest.ascii_json`): equal parameters
+        give equal strings."""
+        return ascii_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AugParams:
