@@ -30,6 +30,7 @@ from mfrbench.protocol import (
     content_digest,
     freeze,
     load_protocol,
+    open_protocol,
     output_files,
     protocol_id,
     render_image,
@@ -629,3 +630,18 @@ def test_docs_render_vectors(tmp_path: Path, lfw_mini: Path) -> None:
         pixels = render_image(images[image_id], lfw_mini)
         assert pixels.shape == (112, 112, 3)
         assert hashlib.sha256(pixels.tobytes()).hexdigest() == expected
+
+
+def test_open_protocol_loads_verifies_and_indexes(real: dict, data: Path, tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    write_protocol(real, path)
+    opened = open_protocol(path, data)
+    assert opened.id == protocol_id(real) and opened.root == data and opened.path == path
+    assert set(opened.images) == {img["id"] for img in real["images"]}
+    assert opened.pairs == real["pairs"]
+    (data / SOURCES[0]).write_bytes(b"not the photo")
+    with pytest.raises(UserError) as info:
+        open_protocol(path, data)
+    msg = str(info.value)
+    assert "\n" not in msg and msg.startswith("1 files changed/missing") and SOURCES[0] in msg
+    assert f"mfrbench protocol verify {path} --root {data}" in msg

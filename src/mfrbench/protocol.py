@@ -644,6 +644,39 @@ def verify(protocol: dict, root: Path, *, workers: int = 1) -> VerifyReport:
     return report
 
 
+@dataclass(frozen=True)
+class OpenedProtocol:
+    """A protocol file loaded (digest checked) and its sources verified under ``root``: what
+    evaluation and training both start from, with the image index built once."""
+
+    path: Path
+    protocol: dict
+    id: str
+    root: Path
+    images: Mapping[str, dict]
+
+    @property
+    def pairs(self) -> list[dict]:
+        return self.protocol["pairs"]
+
+
+def open_protocol(path: str | Path, root: str | Path, *, workers: int = 2) -> OpenedProtocol:
+    """Load ``path`` and verify every source image under ``root``; one-line UserError when a
+    file is missing or changed, naming the command that lists them all."""
+    path, root = Path(path), Path(root).expanduser()
+    protocol = load_protocol(path)
+    rep = verify(protocol, root, workers=max(2, workers))
+    if not rep.ok:
+        n = len(rep.missing) + len(rep.changed)
+        first = (rep.missing + [c[0] for c in rep.changed])[0]
+        raise UserError(
+            f"{n} files changed/missing under {root} (e.g. {first}); "
+            f"run mfrbench protocol verify {path} --root {root}"
+        )
+    images = {img["id"]: img for img in protocol["images"]}
+    return OpenedProtocol(path, protocol, protocol_id(protocol), root, images)
+
+
 def _variant_hint(protocol: dict, report: VerifyReport) -> str:
     """For LFW: nearly every file present under its name but with other bytes means another
     LFW variant (original, funneled, deep-funneled) than the protocol's; say how to rebuild."""

@@ -796,18 +796,6 @@ def _all_vs_all_impostors(
 # ----------------------------------------------------------------------------- the run
 
 
-def verify_sources(protocol: dict, protocol_path: Path, root: Path, workers: int) -> None:
-    """Stop with one line when any source image of the protocol is missing or changed."""
-    from mfrbench.protocol import verify
-
-    rep = verify(protocol, root, workers=max(2, workers))
-    if not rep.ok:
-        n = len(rep.missing) + len(rep.changed)
-        first = (rep.missing + [c[0] for c in rep.changed])[0]
-        raise UserError(
-            f"{n} files changed/missing under {root} (e.g. {first}); "
-            f"run mfrbench protocol verify {protocol_path} --root {root}"
-        )
 
 
 def _check_args(workers: int, batch_size: int, n_boot: int) -> None:
@@ -853,7 +841,7 @@ def evaluate(
     call this from a script under ``if __name__ == "__main__":``.
     """
     from mfrbench.evaluate import report as report_mod
-    from mfrbench.protocol import load_protocol, protocol_id
+    from mfrbench.protocol import open_protocol
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -868,21 +856,18 @@ def evaluate(
         raise UserError(
             f"--impostors must be one of {', '.join(IMPOSTOR_MODES)}, got {impostors!r}"
         )
-    protocol_path = Path(protocol_path)
-    root = Path(root).expanduser()
     t = time.perf_counter()
-    protocol = load_protocol(protocol_path)
-    pid = protocol_id(protocol)
     if progress:
         progress("verify", 0, 1)
-    verify_sources(protocol, protocol_path, root, workers)
+    opened = open_protocol(protocol_path, root, workers=workers)
+    protocol, pid, root, protocol_path = opened.protocol, opened.id, opened.root, opened.path
     if progress:
         progress("verify", 1, 1)
     t = lap("load_verify", t)
 
     emb_model, spec = resolve_model(model, options)
     metric = check_distance(distance or emb_model.default_distance)
-    images = {img["id"]: img for img in protocol["images"]}
+    images = opened.images
     pairs = protocol["pairs"]
     eval_idx = [i for i, p in enumerate(pairs) if p["split"] in EVAL_SPLITS]
     if not eval_idx:
@@ -1219,5 +1204,4 @@ __all__ = [
     "model_cache",
     "model_id_of",
     "resolve_model",
-    "verify_sources",
 ]

@@ -260,18 +260,17 @@ def train_siamese(
     weights) on the images themselves, with ``device`` (``cpu`` or ``cuda``) and ``backbone_lr``
     (default ``lr``); each head then carries its own fine-tuned blocks.
     """
-    from mfrbench.evaluate.runner import EmbedStats, embed_with_cache, verify_sources
-    from mfrbench.protocol import load_protocol, protocol_id
+    from mfrbench.evaluate.runner import EmbedStats, embed_with_cache
+    from mfrbench.protocol import open_protocol
     from mfrbench.train.checkpoint import write_safetensors
     from mfrbench.train.head import HeadConfig
     from mfrbench.train.loop import TrainConfig, train_head
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    protocol_path, root, out = Path(protocol_path), Path(root).expanduser(), Path(out)
-    protocol = load_protocol(protocol_path)
-    pid = protocol_id(protocol)
-    verify_sources(protocol, protocol_path, root, workers)
+    out = Path(out)
+    opened = open_protocol(protocol_path, root, workers=workers)
+    protocol, pid, root, protocol_path = opened.protocol, opened.id, opened.root, opened.path
     plan = plan_runs(protocol, folds, seed)
     bb_options = {k: v for k, v in sorted(dict(backbone_options or {}).items())}
     bb_spec = backbone if ":" in backbone else f"plugin:{backbone}"
@@ -295,7 +294,7 @@ def train_siamese(
     # --- backbone embeddings of every image a run trains or selects on (never test-only ones)
     t = time.perf_counter()
     pairs = protocol["pairs"]
-    images = {img["id"]: img for img in protocol["images"]}
+    images = opened.images
     needed = sorted(
         {pairs[i][s] for r in plan.runs for i in (*r.train_idx, *r.val_idx) for s in "ab"}
     )
