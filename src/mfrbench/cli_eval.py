@@ -170,13 +170,9 @@ def eval_command(
     print_summary(run.report, run.out_dir)
 
 
-def _pct(v: Any) -> str:
-    return "–" if v is None else f"{100 * v:.2f}%"
-
-
 def print_summary(report: dict[str, Any], out_dir: Path) -> None:
     """The terminal summary: one row per pair set, then identification and where files are."""
-    from mfrbench.evaluate.report import _accuracy, _fnmr, _tar
+    from mfrbench.evaluate.report import accuracy_cell, fnmr_cell, pct, tar_cell
 
     ver = report["verification"]
     table = Table(
@@ -194,19 +190,19 @@ def print_summary(report: dict[str, Any], out_dir: Path) -> None:
         table.add_row(
             name,
             str(v["n_pairs"]),
-            _accuracy(v),
+            accuracy_cell(v),
             f"{v['auc']['value']:.4f}",
-            _pct(v["eer"]["value"]),
-            _tar(v, "0.001"),
-            _fnmr(v, "0.001"),
+            pct(v["eer"]["value"]),
+            tar_cell(v, "0.001"),
+            fnmr_cell(v, "0.001"),
         )
     out_console.print(table)
     ident = report.get("identification") or {}
     if "rank1" in ident:
         margin = (ident.get("confidence_score") or {}).get("margin")
         out_console.print(
-            f"identification: rank-1 {_pct(ident['rank1'])}, rank-{len(ident['cmc'])} "
-            f"{_pct(ident['cmc'][-1])} over {ident['n_target_probes']} probes"
+            f"identification: rank-1 {pct(ident['rank1'])}, rank-{len(ident['cmc'])} "
+            f"{pct(ident['cmc'][-1])} over {ident['n_target_probes']} probes"
             + (f"; confidence-score margin {margin:.4f}" if margin is not None else ""),
             highlight=False,
         )

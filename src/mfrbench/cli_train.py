@@ -30,10 +30,6 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     return widths
 
 
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{100 * v:.2f}%"
-
-
 @train_app.command("siamese")
 def siamese_command(
     protocol: Annotated[Path, typer.Option(help="A frozen protocol file.")],
@@ -85,6 +81,7 @@ def siamese_command(
     plots: Annotated[bool, typer.Option(help="Write loss.png and accuracy.png.")] = True,
 ) -> None:
     """Train a Siamese head over frozen backbone embeddings; evaluate it as siamese:OUT."""
+    from mfrbench.evaluate.report import pct
     from mfrbench.train.siamese import train_siamese
 
     options = parse_model_opts(backbone_opt, "--backbone-opt")
@@ -125,14 +122,14 @@ def siamese_command(
             str(e["train_pairs"]),
             str(e["val_pairs"]),
             str(e["best_epoch"]),
-            _pct(e["best_val_accuracy"]),
+            pct(e["best_val_accuracy"]),
         )
     out_console.print(table)
     cv = cfg.get("cross_validation")
     if cv and cv["val_accuracy_mean"] is not None:
         out_console.print(
             f"{cv['folds']}-fold CV over train identities: val accuracy "
-            f"{_pct(cv['val_accuracy_mean'])} ± {_pct(cv['val_accuracy_std'])}",
+            f"{pct(cv['val_accuracy_mean'])} ± {pct(cv['val_accuracy_std'])}",
             highlight=False,
         )
     out_console.print(

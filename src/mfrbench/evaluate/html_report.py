@@ -19,17 +19,17 @@ from typing import Any
 
 from mfrbench.evaluate.failures import Failure, FailureSet
 from mfrbench.evaluate.report import (
-    _THRESHOLD_HEADER,
     MIN_GROUP_PAIRS,
     NIST_HEADER,
     NIST_NOTE,
-    _num,
-    _pct,
-    _rate_cell,
-    _summary_row,
-    _threshold_rows,
-    _too_small,
+    THRESHOLD_HEADER,
     nist_rows,
+    num,
+    pct,
+    rate_cell,
+    summary_row,
+    threshold_rows,
+    too_small,
 )
 
 #: The run's plots, in page order: (report.json ``files`` key, heading).
@@ -112,8 +112,8 @@ def _meta(report: Mapping[str, Any]) -> str:
 
 
 def _verification(ver: Mapping[str, Any]) -> str:
-    rows = [_summary_row("all", ver["overall"])]
-    rows += [_summary_row(t, v) for t, v in ver["by_pair_type"].items()]
+    rows = [summary_row("all", ver["overall"])]
+    rows += [summary_row(t, v) for t, v in ver["by_pair_type"].items()]
     return _section(
         "Headline metrics",
         _table(_HEADER, rows),
@@ -140,8 +140,8 @@ def _breakdowns(ver: Mapping[str, Any]) -> str:
         if key != "by_colour" and len(block) < 2:
             continue
         named = [(f"{label} {name}", v) for name, v in block.items()]
-        rows = [_summary_row(name, v) for name, v in named if not _too_small(v)]
-        small = [f"{name} ({v.get('n_pairs', 0)})" for name, v in named if _too_small(v)]
+        rows = [summary_row(name, v) for name, v in named if not too_small(v)]
+        small = [f"{name} ({v.get('n_pairs', 0)})" for name, v in named if too_small(v)]
         parts = [_table(_HEADER, rows)] if rows else []
         if small:  # as report.md: a row of dashes says nothing and breaks the table's width
             parts.append(
@@ -164,12 +164,12 @@ def _all_impostors(block: Mapping[str, Any] | None) -> str:
             name,
             f"{v['n_genuine']:,}",
             f"{v['n_impostor']:,}",
-            _rate_cell(v["tar_at_far"].get("0.01")),
-            _rate_cell(v["tar_at_far"].get("0.001")),
-            _rate_cell(v["tar_at_far"].get("0.0001")),
-            _rate_cell(v["tar_at_far"].get("1e-05")),
-            ("~" if not v["eer"]["exact"] else "") + _pct(v["eer"]["value"]),
-            _num(v.get("d_prime"), 2),
+            rate_cell(v["tar_at_far"].get("0.01")),
+            rate_cell(v["tar_at_far"].get("0.001")),
+            rate_cell(v["tar_at_far"].get("0.0001")),
+            rate_cell(v["tar_at_far"].get("1e-05")),
+            ("~" if not v["eer"]["exact"] else "") + pct(v["eer"]["value"]),
+            num(v.get("d_prime"), 2),
         ]
         for name, v in sets
     ]
@@ -207,7 +207,7 @@ def _thresholds(ver: Mapping[str, Any], fixed: Mapping[str, Any] | None) -> str:
                     f"{src['impostors']}), measured here against the {carried['impostors']}. "
                     "FMR shift = FMR here / the FMR the threshold was set for (NIST)."
                 ),
-                _table(_THRESHOLD_HEADER, _threshold_rows(carried)),
+                _table(THRESHOLD_HEADER, threshold_rows(carried)),
             )
         )
     block = ver.get("fixed_threshold")
@@ -216,7 +216,7 @@ def _thresholds(ver: Mapping[str, Any], fixed: Mapping[str, Any] | None) -> str:
             _section(
                 "Fixed threshold",
                 _note(f"{fixed['value']:g} ({fixed['units']}), against the {block['impostors']}."),
-                _table(_THRESHOLD_HEADER, _threshold_rows(block)),
+                _table(THRESHOLD_HEADER, threshold_rows(block)),
             )
         )
     dev = ver.get("dev_eval")
@@ -225,7 +225,7 @@ def _thresholds(ver: Mapping[str, Any], fixed: Mapping[str, Any] | None) -> str:
             _section(
                 "Dev -> eval thresholds",
                 _note(f"{dev['how'][0].upper()}{dev['how'][1:]} ({dev['impostors']})."),
-                _table(_THRESHOLD_HEADER, _threshold_rows(dev)),
+                _table(THRESHOLD_HEADER, threshold_rows(dev)),
             )
         )
     return "".join(out)
@@ -237,7 +237,7 @@ def _identification(ident: Mapping[str, Any]) -> str:
     if "error" in ident:
         return _section("Identification", _note(f"Not computed: {ident['error']}."))
     cmc = ident["cmc"]
-    rows = [[_pct(cmc[0]), _pct(cmc[min(4, len(cmc) - 1)]), _pct(cmc[-1])]]
+    rows = [[pct(cmc[0]), pct(cmc[min(4, len(cmc) - 1)]), pct(cmc[-1])]]
     return _section(
         "Identification",
         _table(("rank-1", "rank-5", f"rank-{len(cmc)}"), rows),

@@ -25,11 +25,11 @@ _FARS_SHOWN = ("0.1", "0.01", "0.001", "0.0001", "1e-05")
 # ----------------------------------------------------------------------------- formatting
 
 
-def _pct(value: Any, digits: int = 2) -> str:
+def pct(value: Any, digits: int = 2) -> str:
     return "–" if value is None else f"{100.0 * float(value):.{digits}f}%"
 
 
-def _num(value: Any, digits: int = 3) -> str:
+def num(value: Any, digits: int = 3) -> str:
     return "–" if value is None else f"{float(value):.{digits}f}"
 
 
@@ -43,11 +43,11 @@ def _ci_num(ci: Any) -> str:
     return f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
 
 
-def _accuracy(v: Mapping[str, Any], with_ci: bool = False) -> str:
+def accuracy_cell(v: Mapping[str, Any], with_ci: bool = False) -> str:
     acc = v.get("accuracy") or {}
     if acc.get("value") is None:
         return "–"
-    text = _pct(acc["value"])
+    text = pct(acc["value"])
     if not acc.get("optimistic") and acc.get("sem") is not None:
         text += f" ± {100.0 * acc['sem']:.2f}"
     elif acc.get("optimistic"):
@@ -59,18 +59,18 @@ def _rate_entry(v: Mapping[str, Any], table: str, rate: str) -> dict[str, Any]:
     return ((v.get(table) or {}).get(rate)) or {}
 
 
-def _tar(v: Mapping[str, Any], far: str) -> str:
+def tar_cell(v: Mapping[str, Any], far: str) -> str:
     entry = _rate_entry(v, "tar_at_far", far)
     if not entry:
         return "–"
-    return "n/e" if entry.get("value") is None else _pct(entry["value"])
+    return "n/e" if entry.get("value") is None else pct(entry["value"])
 
 
-def _fnmr(v: Mapping[str, Any], fmr: str) -> str:
+def fnmr_cell(v: Mapping[str, Any], fmr: str) -> str:
     entry = _rate_entry(v, "fnmr_at_fmr", fmr)
     if not entry:
         return "–"
-    return "n/e" if entry.get("value") is None else _pct(entry["value"])
+    return "n/e" if entry.get("value") is None else pct(entry["value"])
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -84,23 +84,23 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
 MIN_GROUP_PAIRS = 20
 
 
-def _too_small(v: Mapping[str, Any]) -> bool:
+def too_small(v: Mapping[str, Any]) -> bool:
     return "error" in v or int(v.get("n_pairs", 0)) < MIN_GROUP_PAIRS
 
 
-def _summary_row(name: str, v: Mapping[str, Any]) -> list[str]:
+def summary_row(name: str, v: Mapping[str, Any]) -> list[str]:
     if "error" in v:
         return [name, str(v.get("n_pairs", 0)), f"({v['error']})", *["–"] * 6]
     return [
         name,
         f"{v['n_pairs']} ({v['n_genuine']}/{v['n_impostor']})",
-        _accuracy(v),
-        _num(v["auc"]["value"], 4),
-        _pct(v["eer"]["value"]),
-        _tar(v, "0.01"),
-        _tar(v, "0.001"),
-        _fnmr(v, "0.001"),
-        _num(v.get("d_prime"), 2),
+        accuracy_cell(v),
+        num(v["auc"]["value"], 4),
+        pct(v["eer"]["value"]),
+        tar_cell(v, "0.01"),
+        tar_cell(v, "0.001"),
+        fnmr_cell(v, "0.001"),
+        num(v.get("d_prime"), 2),
     ]
 
 
@@ -146,8 +146,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "FNMR@FMR 0.1%",
         "d'",
     ]
-    rows = [_summary_row("all", overall)]
-    rows += [_summary_row(t, v) for t, v in ver["by_pair_type"].items()]
+    rows = [summary_row("all", overall)]
+    rows += [summary_row(t, v) for t, v in ver["by_pair_type"].items()]
     groups: list[tuple[str, Mapping[str, Any]]] = []
     if len(ver["by_colour"]) > 1 or "none" not in ver["by_colour"]:
         groups += [(f"colour {c}", v) for c, v in ver["by_colour"].items()]
@@ -157,8 +157,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             groups += [(f"{label} {g}", v) for g, v in by.items()]
     if ver.get("by_mask_type"):
         groups += [(f"mask {t}", v) for t, v in ver["by_mask_type"].items()]
-    small = [(name, v) for name, v in groups if _too_small(v)]
-    rows += [_summary_row(name, v) for name, v in groups if not _too_small(v)]
+    small = [(name, v) for name, v in groups if too_small(v)]
+    rows += [summary_row(name, v) for name, v in groups if not too_small(v)]
     lines += _md_table(header, rows)
     if small:
         listed = ", ".join(f"{name} ({v.get('n_pairs', 0)})" for name, v in small)
@@ -177,9 +177,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if ver.get("val_threshold"):
         vt = ver["val_threshold"]
         lines += [
-            f"Threshold chosen on the val pairs ({_num(vt['threshold'], 4)}, val accuracy "
-            f"{_pct(vt['val_accuracy'])}): test accuracy {_pct(vt['accuracy'])}, precision "
-            f"{_num(vt['precision'])}, recall {_num(vt['recall'])}, F1 {_num(vt['f1'])}.",
+            f"Threshold chosen on the val pairs ({num(vt['threshold'], 4)}, val accuracy "
+            f"{pct(vt['val_accuracy'])}): test accuracy {pct(vt['accuracy'])}, precision "
+            f"{num(vt['precision'])}, recall {num(vt['recall'])}, F1 {num(vt['f1'])}.",
             "",
         ]
     lines += _all_impostors_md(ver.get("all_impostors"))
@@ -198,13 +198,13 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _rate_cell(entry: Mapping[str, Any] | None, key: str = "value", digits: int = 3) -> str:
+def rate_cell(entry: Mapping[str, Any] | None, key: str = "value", digits: int = 3) -> str:
     """A rate from an operating-point entry; ``n/e`` without enough impostors, ``~`` when
     it comes from the histogram rather than the exact tail."""
     if not entry or entry.get(key) is None:
         return "n/e"
     approx = entry.get("exact") is False if key == "value" else entry.get(f"{key}_exact") is False
-    return ("~" if approx else "") + _pct(entry[key], digits)
+    return ("~" if approx else "") + pct(entry[key], digits)
 
 
 NIST_HEADER = ["pairs", "control FMR", "threshold", "FNMR", "FMR here", "shift"]
@@ -228,10 +228,10 @@ def nist_rows(block: Mapping[str, Any]) -> list[list[str]]:
                 [
                     t,
                     f,
-                    _num(e.get("threshold"), 4),
-                    _rate_cell(e),
-                    _rate_cell(e, "fmr_here", 5),  # 1e-6 shows as 0.00010%
-                    _num(e.get("fmr_shift"), 2),
+                    num(e.get("threshold"), 4),
+                    rate_cell(e),
+                    rate_cell(e, "fmr_here", 5),  # 1e-6 shows as 0.00010%
+                    num(e.get("fmr_shift"), 2),
                 ]
             )
     return rows
@@ -260,11 +260,11 @@ def _all_impostors_md(block: Mapping[str, Any] | None) -> list[str]:
                 name,
                 f"{v['n_genuine']:,}",
                 f"{v['n_impostor']:,}",
-                _rate_cell(v["tar_at_far"].get("0.001")),
-                _rate_cell(v["tar_at_far"].get("0.0001")),
-                _rate_cell(v["tar_at_far"].get("1e-05")),
-                ("~" if not v["eer"]["exact"] else "") + _pct(v["eer"]["value"]),
-                _num(v.get("d_prime"), 2),
+                rate_cell(v["tar_at_far"].get("0.001")),
+                rate_cell(v["tar_at_far"].get("0.0001")),
+                rate_cell(v["tar_at_far"].get("1e-05")),
+                ("~" if not v["eer"]["exact"] else "") + pct(v["eer"]["value"]),
+                num(v.get("d_prime"), 2),
             ]
         )
     out += _md_table(
@@ -284,7 +284,7 @@ def _criterion_order(crit: str) -> tuple[float, ...]:
     return ({"eer": 1.0, "accuracy": 2.0}.get(crit, 3.0),)
 
 
-def _threshold_rows(block: Mapping[str, Any]) -> list[list[str]]:
+def threshold_rows(block: Mapping[str, Any]) -> list[list[str]]:
     rows = []
     for name, crits in block["sets"].items():
         for crit, e in sorted(crits.items(), key=lambda kv: _criterion_order(kv[0])):
@@ -295,17 +295,17 @@ def _threshold_rows(block: Mapping[str, Any]) -> list[list[str]]:
                 [
                     name,
                     crit,
-                    _num(e["threshold"], 4),
-                    _pct(e.get("fnmr"), 3),
-                    ("" if e.get("fmr_exact", True) else "~") + _pct(e.get("fmr"), 4),
-                    _num(e.get("fmr_shift"), 2),
-                    _pct(e.get("hter"), 3),
+                    num(e["threshold"], 4),
+                    pct(e.get("fnmr"), 3),
+                    ("" if e.get("fmr_exact", True) else "~") + pct(e.get("fmr"), 4),
+                    num(e.get("fmr_shift"), 2),
+                    pct(e.get("hter"), 3),
                 ]
             )
     return rows
 
 
-_THRESHOLD_HEADER = ["pairs", "criterion", "threshold", "FNMR", "FMR", "FMR shift", "HTER"]
+THRESHOLD_HEADER = ["pairs", "criterion", "threshold", "FNMR", "FMR", "FMR shift", "HTER"]
 
 
 def _thresholds_md(ver: Mapping[str, Any], fixed: Mapping[str, Any] | None) -> list[str]:
@@ -322,7 +322,7 @@ def _thresholds_md(ver: Mapping[str, Any], fixed: Mapping[str, Any] | None) -> l
             f"the {carried['impostors']}. FMR shift = FMR here / the FMR the threshold was set "
             "for.",
             "",
-            *_md_table(_THRESHOLD_HEADER, _threshold_rows(carried)),
+            *_md_table(THRESHOLD_HEADER, threshold_rows(carried)),
             "",
         ]
     block = ver.get("fixed_threshold")
@@ -332,7 +332,7 @@ def _thresholds_md(ver: Mapping[str, Any], fixed: Mapping[str, Any] | None) -> l
             "",
             f"{fixed['value']:g} ({fixed['units']}), against the {block['impostors']}.",
             "",
-            *_md_table(_THRESHOLD_HEADER, _threshold_rows(block)),
+            *_md_table(THRESHOLD_HEADER, threshold_rows(block)),
             "",
         ]
     dev = ver.get("dev_eval")
@@ -343,7 +343,7 @@ def _thresholds_md(ver: Mapping[str, Any], fixed: Mapping[str, Any] | None) -> l
             f"{dev['how'][0].upper()}{dev['how'][1:]} ({dev['impostors']}; accuracy on the "
             "listed pairs only). Threshold: the median over folds where each fold has its own.",
             "",
-            *_md_table(_THRESHOLD_HEADER, _threshold_rows(dev)),
+            *_md_table(THRESHOLD_HEADER, threshold_rows(dev)),
             "",
         ]
     return out
@@ -355,11 +355,11 @@ def _mask_pairs_md(block: Mapping[str, Any] | None) -> list[str]:
         return []
     lines = [
         "Genuine pairs by mask-type pair (FNMR at the overall EER threshold "
-        f"{_num(block['threshold'], 4)}):",
+        f"{num(block['threshold'], 4)}):",
         "",
     ]
     rows = [
-        [t, str(r["n_genuine"]), _num(r["median_score"], 4), _pct(r["fnmr_at_eer_threshold"])]
+        [t, str(r["n_genuine"]), num(r["median_score"], 4), pct(r["fnmr_at_eer_threshold"])]
         for t, r in block["rows"].items()
     ]
     return [*lines, *_md_table(["mask types", "genuine", "median score", "FNMR"], rows), ""]
@@ -418,18 +418,18 @@ def _operating_points(v: Mapping[str, Any]) -> list[str]:
         rows.append(
             [
                 far,
-                "not enough data" if value is None else _pct(value) + _ci_pct(entry.get("ci95")),
-                _num(entry.get("threshold"), 4),
+                "not enough data" if value is None else pct(value) + _ci_pct(entry.get("ci95")),
+                num(entry.get("threshold"), 4),
             ]
         )
     out += _md_table(["FAR", "TAR [95% CI]", "threshold"], rows)
     acc, auc_, eer_ = v["accuracy"], v["auc"], v["eer"]
     out += [
         "",
-        f"Accuracy {_accuracy(v, with_ci=True)}; AUC {_num(auc_['value'], 4)}"
+        f"Accuracy {accuracy_cell(v, with_ci=True)}; AUC {num(auc_['value'], 4)}"
         f"{_ci_num(auc_.get('ci95'))}; "
-        f"EER {_pct(eer_['value'])}{_ci_pct(eer_.get('ci95'))} at threshold "
-        f"{_num(eer_['threshold'], 4)}.",
+        f"EER {pct(eer_['value'])}{_ci_pct(eer_.get('ci95'))} at threshold "
+        f"{num(eer_['threshold'], 4)}.",
         "",
     ]
     c = v["confusion"]
@@ -438,10 +438,10 @@ def _operating_points(v: Mapping[str, Any]) -> list[str]:
         [
             [
                 "",
-                _num(c["precision"]),
-                _num(c["recall"]),
-                _num(c["f1"]),
-                _num(c["mse"]),
+                num(c["precision"]),
+                num(c["recall"]),
+                num(c["f1"]),
+                num(c["mse"]),
                 str(c["tp"]),
                 str(c["fp"]),
                 str(c["tn"]),
@@ -457,12 +457,12 @@ def _operating_points(v: Mapping[str, Any]) -> list[str]:
             [
                 [
                     "",
-                    _num(d["gmean"], 4),
-                    _num(d["imean"], 4),
-                    _num(d["mean_gap"], 4),
-                    _num(d["gmedian"], 4),
-                    _num(d["imedian"], 4),
-                    _num(d["median_gap"], 4),
+                    num(d["gmean"], 4),
+                    num(d["imean"], 4),
+                    num(d["mean_gap"], 4),
+                    num(d["gmedian"], 4),
+                    num(d["imedian"], 4),
+                    num(d["median_gap"], 4),
                 ]
             ],
         )
@@ -482,7 +482,7 @@ def _identification_md(ident: Mapping[str, Any]) -> list[str]:
     out.append("")
     out += _md_table(
         ["rank-1", "rank-5", "rank-10"],
-        [[_pct(cmc[0]), _pct(cmc[min(4, len(cmc) - 1)]), _pct(cmc[-1])]],
+        [[pct(cmc[0]), pct(cmc[min(4, len(cmc) - 1)]), pct(cmc[-1])]],
     )
     cs = ident.get("confidence_score") or {}
     if "margin" in cs:
@@ -657,22 +657,22 @@ _COMPARE_ROWS: tuple[tuple[str, Any], ...] = (
     ("distance", lambda r, v: r["distance"]),
     ("pairs scored", lambda r, v: f"{r['pairs']['scored']}/{r['pairs']['evaluated']}"),
     ("pairs in this set", lambda r, v: v["n_pairs"]),
-    ("accuracy", lambda r, v: _accuracy(v)),
-    ("AUC", lambda r, v: _num(_get(v, "auc", "value"), 4)),
-    ("EER", lambda r, v: _pct(_get(v, "eer", "value"))),
-    ("TAR@FAR 1%", lambda r, v: _tar(v, "0.01")),
-    ("TAR@FAR 0.1%", lambda r, v: _tar(v, "0.001")),
-    ("FNMR@FMR 0.1%", lambda r, v: _fnmr(v, "0.001")),
-    ("d'", lambda r, v: _num(_get(v, "d_prime"), 2)),
+    ("accuracy", lambda r, v: accuracy_cell(v)),
+    ("AUC", lambda r, v: num(_get(v, "auc", "value"), 4)),
+    ("EER", lambda r, v: pct(_get(v, "eer", "value"))),
+    ("TAR@FAR 1%", lambda r, v: tar_cell(v, "0.01")),
+    ("TAR@FAR 0.1%", lambda r, v: tar_cell(v, "0.001")),
+    ("FNMR@FMR 0.1%", lambda r, v: fnmr_cell(v, "0.001")),
+    ("d'", lambda r, v: num(_get(v, "d_prime"), 2)),
     (
         "GMean / IMean",
         lambda r, v: "{} / {}".format(
-            _num(_get(v, "distance_stats", "gmean"), 4),
-            _num(_get(v, "distance_stats", "imean"), 4),
+            num(_get(v, "distance_stats", "gmean"), 4),
+            num(_get(v, "distance_stats", "imean"), 4),
         ),
     ),
-    ("rank-1", lambda r, v: _pct(_get(r, "identification", "rank1"))),
-    ("CS margin", lambda r, v: _num(_get(r, "identification", "confidence_score", "margin"), 4)),
+    ("rank-1", lambda r, v: pct(_get(r, "identification", "rank1"))),
+    ("CS margin", lambda r, v: num(_get(r, "identification", "confidence_score", "margin"), 4)),
 )
 
 
