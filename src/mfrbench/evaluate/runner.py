@@ -796,8 +796,6 @@ def _all_vs_all_impostors(
 # ----------------------------------------------------------------------------- the run
 
 
-
-
 def _check_args(workers: int, batch_size: int, n_boot: int) -> None:
     for name, value, low in (
         ("--workers", workers, 1),
