@@ -800,3 +800,15 @@ def test_eval_cli_rejects_bad_impostors_option(tiny, tmp_path: Path, capsys) -> 
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--impostors must be one of listed, all" in err[0]
+
+
+def test_report_schema_version_written_and_checked(tiny, tmp_path: Path) -> None:
+    from mfrbench.evaluate.report import REPORT_SCHEMA_VERSION
+
+    run = _run(tiny, FakeModel(tag="random"), tmp_path)
+    assert load_run(run.out_dir)["schema_version"] == REPORT_SCHEMA_VERSION
+    future = tmp_path / "future" / "report.json"
+    future.parent.mkdir()
+    future.write_text(json.dumps({**run.report, "schema_version": 99}))
+    with pytest.raises(UserError, match="schema_version 99"):
+        load_run(future.parent)

@@ -25,6 +25,11 @@ _FARS_SHOWN = ("0.1", "0.01", "0.001", "0.0001", "1e-05")
 # ----------------------------------------------------------------------------- formatting
 
 
+#: report.json layout version: 1 = issues 4-10 (no key), 2 = adds ``all_impostors``,
+#: ``calibration``, ``dev_eval``, ``fixed_threshold`` and ``carried_thresholds``.
+REPORT_SCHEMA_VERSION = 2
+
+
 def pct(value: Any, digits: int = 2) -> str:
     return "–" if value is None else f"{100.0 * float(value):.{digits}f}%"
 

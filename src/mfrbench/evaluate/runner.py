@@ -72,6 +72,7 @@ from mfrbench.evaluate.impostors import (
     score_range,
 )
 from mfrbench.evaluate.prepare import content_key, fallback_count, prepare
+from mfrbench.evaluate.report import REPORT_SCHEMA_VERSION
 from mfrbench.evaluate.scores import (
     check_distance,
     pair_colour,
@@ -1044,6 +1045,7 @@ def evaluate(
     pair_status = Counter(rows["status"])
     scored_eval = int(sum(1 for i in eval_idx if rows["status"][i] == "ok"))
     report: dict[str, Any] = {
+        "schema_version": REPORT_SCHEMA_VERSION,
         "mfrbench_version": __version__,
         "protocol": {
             "id": pid,
@@ -1185,9 +1187,16 @@ def load_run(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise UserError(f"no report.json at {path}")
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        report = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {p}: {exc}") from None
+        raise UserError(f"cannot read {p}: {exc}") from exc
+    version = report.get("schema_version", 1) if isinstance(report, dict) else None
+    if version not in (1, REPORT_SCHEMA_VERSION):
+        raise UserError(
+            f"{p}: report schema_version {version!r} is not one this mfrbench {__version__} "
+            f"reads (1..{REPORT_SCHEMA_VERSION})"
+        )
+    return report
 
 
 __all__ = [

@@ -34,6 +34,7 @@ import numpy as np
 from mfrbench import __version__
 from mfrbench.errors import UserError
 from mfrbench.evaluate.breakdown import verification_sets
+from mfrbench.evaluate.report import REPORT_SCHEMA_VERSION
 from mfrbench.evaluate.scores import read_scores
 from mfrbench.manifest import write_bytes_atomic
 
@@ -414,6 +415,7 @@ def score_report(sf: ScoreFile, *, seed: int = 0, n_boot: int = 1000) -> dict[st
     )
     na = "n/a (score file)"
     return {
+        "schema_version": REPORT_SCHEMA_VERSION,
         "mfrbench_version": __version__,
         "source": {
             "file": str(sf.path),
