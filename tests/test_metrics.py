@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mfrbench.evaluate import metrics as M
+from mfrbench.evaluate.metrics import bootstrap as B
 
 sk = pytest.importorskip("sklearn.metrics")
 
@@ -297,8 +298,8 @@ def test_bootstrap_ci_contains_point_estimates() -> None:
 
 def _pooled(monkeypatch: pytest.MonkeyPatch, budget: int) -> None:
     """Make every set large enough to be pooled, into about ``budget`` cells."""
-    monkeypatch.setattr(M, "_EXACT_MAX_PAIRS", 0)
-    monkeypatch.setattr(M, "_CELL_BUDGET", budget)
+    monkeypatch.setattr(B, "EXACT_MAX_PAIRS", 0)
+    monkeypatch.setattr(B, "CELL_BUDGET", budget)
 
 
 def _pair_weights(n: int, rows: int, seed: int) -> np.ndarray:
@@ -307,7 +308,7 @@ def _pair_weights(n: int, rows: int, seed: int) -> np.ndarray:
     return np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(rows)])
 
 
-def _cell_counts(pool: M._Pool, w: np.ndarray) -> np.ndarray:
+def _cell_counts(pool: B.Pool, w: np.ndarray) -> np.ndarray:
     """The cell totals of pair-level weights (in sorted order)."""
     size = pool.cell_size.size
     return np.stack([np.bincount(pool.cell_of_pair, row, size) for row in w]).astype(np.int64)
@@ -319,23 +320,21 @@ def test_pooled_operating_points_equal_pair_level(ties: bool) -> None:
     y, s = _data(14, n=3000, ties=ties)
     folds = np.arange(y.size) % 5
     p = M._prepare(y.astype(bool), s)
-    pool = M._pool(p, folds[p.order], 5, budget=300)  # 30 bins of ~100 pairs
+    pool = B.pool_pairs(p, folds[p.order], 5, budget=300)  # 30 bins of ~100 pairs
     assert pool.n_bins == (30 if not ties else pool.n_bins) and pool.n_bins < p.values.size
     w = _pair_weights(y.size, 40, seed=2)[:, p.order]
     # group bootstrap with one pair per group: each pair weighs its own draw count
     cells = _cell_counts(pool, w)
-    d = M._Draws(0, cells, w)
+    d = B.Draws(0, cells, w)
     unit = np.arange(y.size)
     sizes = np.bincount(pool.cell_fold, pool.cell_size)
     for name in ("eer", "tar@0.1", "tar@0.01", "tar@0.002"):
-        pooled = M._pooled_statistic(name, pool, sizes, 5, 0, unit)(d)
-        exact = M._batched_statistic(name, p, None, 0)(w)
+        pooled = B.pooled_statistic(name, pool, sizes, 5, 0, unit)(d)
+        exact = B.batched_statistic(name, p, None, 0)(w)
         np.testing.assert_allclose(pooled, exact, rtol=0, atol=1e-12, err_msg=name)
     # unresampled, the within-bin concordance makes the pooled AUC the exact one
     np.testing.assert_allclose(
-        M._pooled_statistic("auc", pool, sizes, 5, 0, unit)(
-            M._Draws(0, pool.cell_size[None], None)
-        ),
+        B.pooled_statistic("auc", pool, sizes, 5, 0, unit)(B.Draws(0, pool.cell_size[None], None)),
         M.auc(y, s),
         atol=1e-12,
     )
@@ -345,20 +344,18 @@ def test_pooled_auc_is_the_pair_level_auc_expected_given_the_cell_counts() -> No
     """Within a bin, AUC counts the resampled pairs at their expected (original) rate."""
     y, s = _data(21, n=600)
     p = M._prepare(y.astype(bool), s)
-    pool = M._pool(p, None, 0, budget=20)  # 10 bins of 60 pairs
+    pool = B.pool_pairs(p, None, 0, budget=20)  # 10 bins of 60 pairs
     cells = np.random.default_rng(7).multinomial(y.size, pool.cell_size / y.size, size=1)
-    pooled = M._pooled_statistic("auc", pool, None, 0, 0, None)(M._Draws(0, cells, None))[0]
+    pooled = B.pooled_statistic("auc", pool, None, 0, 0, None)(B.Draws(0, cells, None))[0]
     # the pair-level AUC of many resamples with these cell counts (every bin drawn in full)
     full = []
     for seed in range(400):
-        parts = [
-            M._bin_weights(pool, M._Draws(0, cells, None), 0, k, seed, None) for k in range(10)
-        ]
+        parts = [B.bin_weights(pool, B.Draws(0, cells, None), 0, k, seed, None) for k in range(10)]
         w = np.zeros(y.size, dtype=np.int64)
         gen = np.concatenate([g for g, _ in parts])
         imp = np.concatenate([i for _, i in parts])
         w[p.y == 1], w[p.y == 0] = gen[p.group[p.y == 1]], imp[p.group[p.y == 0]]
-        full.append(M._batched_statistic("auc", p, None, 0)(w[None])[0])
+        full.append(B.batched_statistic("auc", p, None, 0)(w[None])[0])
     assert pooled == pytest.approx(np.mean(full), abs=4 * np.std(full) / math.sqrt(len(full)))
     assert np.std(full) > 0
 
@@ -367,26 +364,26 @@ def test_pooled_one_bin_per_tie_group_is_exact_for_every_statistic() -> None:
     y, s = _data(15, n=2000, ties=True)  # about 60 distinct scores
     folds = np.arange(y.size) % 4
     p = M._prepare(y.astype(bool), s)
-    pool = M._pool(p, folds[p.order], 4, budget=8 * p.values.size)
+    pool = B.pool_pairs(p, folds[p.order], 4, budget=8 * p.values.size)
     assert pool.n_bins == p.values.size
     w = _pair_weights(y.size, 30, seed=3)[:, p.order]
     cells = _cell_counts(pool, w)
-    d = M._Draws(0, cells, None)  # pair bootstrap: no bin is ever split
+    d = B.Draws(0, cells, None)  # pair bootstrap: no bin is ever split
     sizes = np.bincount(pool.cell_fold, pool.cell_size)
     for name in ("auc", "eer", "tar@0.05", "accuracy"):
-        pooled = M._pooled_statistic(name, pool, sizes, 4, 0, None)(d)
-        exact = M._batched_statistic(name, p, folds[p.order], 4)(w)
+        pooled = B.pooled_statistic(name, pool, sizes, 4, 0, None)(d)
+        exact = B.batched_statistic(name, p, folds[p.order], 4)(w)
         np.testing.assert_allclose(pooled, exact, rtol=0, atol=1e-12, err_msg=name)
 
 
 def test_pooled_bin_draws_spread_the_cell_counts() -> None:
     y, s = _data(16, n=2000)
     p = M._prepare(y.astype(bool), s)
-    pool = M._pool(p, None, 0, budget=40)  # 20 bins of 100 pairs
+    pool = B.pool_pairs(p, None, 0, budget=40)  # 20 bins of 100 pairs
     cells = np.random.default_rng(4).multinomial(y.size, pool.cell_size / y.size, size=3)
-    d = M._Draws(10, cells, None)
+    d = B.Draws(10, cells, None)
     for k in (0, 7, 19):
-        gen, imp = M._bin_weights(pool, d, 1, k, 5, None)
+        gen, imp = B.bin_weights(pool, d, 1, k, 5, None)
         c0, c1 = pool.bin_cell0[k], pool.bin_cell0[k + 1]
         by_class = dict(zip(pool.cells.y[c0:c1].tolist(), cells[1, c0:c1].tolist(), strict=True))
         assert (gen.sum(), imp.sum()) == (by_class.get(1, 0), by_class.get(0, 0))
@@ -395,9 +392,9 @@ def test_pooled_bin_draws_spread_the_cell_counts() -> None:
         in_bin = p.y[pool.bin_start[k] : pool.bin_start[k + 1]]
         assert gen.size == g1 - g0 and not gen[in_bin == 0].any() and not imp[in_bin == 1].any()
         # keyed by (seed, resample, bin): the same pairs every time, others for another resample
-        again = M._bin_weights(pool, d, 1, k, 5, None)
+        again = B.bin_weights(pool, d, 1, k, 5, None)
         assert (again[0] == gen).all() and (again[1] == imp).all()
-        other = M._bin_weights(pool, M._Draws(11, cells, None), 0, k, 5, None)
+        other = B.bin_weights(pool, B.Draws(11, cells, None), 0, k, 5, None)
         assert not (other[0] == gen).all() or not (other[1] == imp).all()
 
 
@@ -412,7 +409,7 @@ def test_bootstrap_same_seed_same_interval_however_batched(
     names = ["accuracy", "auc", "eer", "tar@0.05"]
     ref = {m: M.bootstrap_ci(m, y, s, n=90, seed=4, folds=folds) for m in names}
     grouped = M.bootstrap_ci("eer", y, s, n=90, seed=4, folds=folds, groups=folds)
-    monkeypatch.setattr(M, "_CHUNK_ELEMENTS", 7 * 1500)  # 7 resamples a batch, or 1
+    monkeypatch.setattr(B, "CHUNK_ELEMENTS", 7 * 1500)  # 7 resamples a batch, or 1
     for m in names:
         assert M.bootstrap_ci(m, y, s, n=90, seed=4, folds=folds) == ref[m], m
     assert M.bootstrap_ci("eer", y, s, n=90, seed=4, folds=folds, groups=folds) == grouped
@@ -451,7 +448,7 @@ def test_large_set_auc_interval_has_the_analytic_centre_and_width() -> None:
     y = np.repeat([0, 1], 100_000)
     s = rng.normal(size=y.size) + 1.5 * y
     a = float(0.5 * math.erfc(-1.5 / 2))  # P(N(1.5, 1) > N(0, 1)) = Phi(1.5 / sqrt 2)
-    assert y.size > M._EXACT_MAX_PAIRS
+    assert y.size > B.EXACT_MAX_PAIRS
     lo, hi = M.bootstrap_ci("auc", y, s, n=400, seed=0)
     assert lo < a < hi
     # Hanley & McNeil (1982) standard error of the AUC
