@@ -2,7 +2,7 @@
 
 The genuine side is always exact (the listed genuine pairs); the impostor side is a summary
 (``impostors.py``). Where the summary holds every score the numbers are those of
-``metrics.py`` on the full arrays; otherwise each entry says whether it is exact:
+``evaluate.metrics`` on the full arrays; otherwise each entry says whether it is exact:
 
 - TAR at FAR f and the threshold: exact for f <= TAIL_FMR (the threshold comes from the exact
   tail), as :func:`metrics.tar_at_far`; the "not enough data" rule (fewer than ``ceil(10 / f)``
