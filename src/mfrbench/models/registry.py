@@ -10,6 +10,10 @@ Specs:
 
 Options are ``--model-opt key=value`` strings; each plugin parses and validates its own.
 Every failure to resolve or build a model is a one-line :class:`UserError`.
+
+The registry only maps names to factories: it imports no model module, naming each as
+``module:attribute`` and loading it on use, so models may import the registry (siamese builds
+its backbone through :func:`create_model`) without an import cycle.
 """
 
 from __future__ import annotations
@@ -35,6 +39,14 @@ BUILTINS: dict[str, str] = {
     "eigenface": "mfrbench.models.eigenface:Eigenface",
     "resnet50": "mfrbench.models.resnet50:ResNet50",
     "facenet": "mfrbench.models.facenet:FaceNet",
+}
+
+# The spec kinds built from a path, as "module:attribute" factories called as
+# ``factory(REST, **options)``. Named, not imported, so the registry depends on no model: a
+# model that builds another from a spec (siamese over its backbone) imports the registry.
+PATH_KINDS: dict[str, str] = {
+    "onnx": "mfrbench.models.onnx_model:OnnxModel",
+    "siamese": "mfrbench.models.siamese:SiameseModel",
 }
 
 Factory = Callable[..., EmbeddingModel]
@@ -172,10 +184,6 @@ def create_model(spec: str, options: Mapping[str, Any] | None = None) -> Embeddi
     if kind == "plugin":
         _, obj = _load_plugin(rest)
         return _build(obj, options, f"plugin:{rest}")
-    if kind == "onnx":
-        from mfrbench.models.onnx_model import OnnxModel
-
-        return _build(OnnxModel, options, f"onnx:{rest}", (rest,))
     if kind == "python":
         module_name, sep, factory = rest.rpartition(":")
         if not sep or not module_name or not factory:
@@ -189,9 +197,7 @@ def create_model(spec: str, options: Mapping[str, Any] | None = None) -> Embeddi
         except AttributeError:
             raise UserError(f"{spec}: {module_name} has no attribute {factory!r}") from None
         return _build(obj, options, spec)
-    from mfrbench.models.siamese import SiameseModel
-
-    return _build(SiameseModel, options, f"siamese:{rest}", (rest,))
+    return _build(_load_target(PATH_KINDS[kind]), options, f"{kind}:{rest}", (rest,))
 
 
 def _check_of(obj: Any) -> tuple[bool, str]:
@@ -222,9 +228,7 @@ def list_models() -> list[dict[str, Any]]:
             continue
         ok, reason = _check_of(obj)
         rows.append({"name": name, "source": source, "ok": ok, "reason": reason})
-    from mfrbench.models.onnx_model import onnxruntime_status
-
-    ok, reason = onnxruntime_status()
+    ok, reason = _load_target(PATH_KINDS["onnx"]).check()  # without a path: onnxruntime only
     rows.append({"name": "onnx:PATH", "source": "built-in runner", "ok": ok, "reason": reason})
     rows.append(
         {

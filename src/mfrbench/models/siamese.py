@@ -11,6 +11,10 @@ The backbone is rebuilt from its spec and must have the identity it had during t
 weights, same preprocessing), else the model refuses to load. Embeddings are the head's output
 for the L2-normalised backbone embedding. Options: ``head=NAME`` uses one head for every pair
 (for a per-fold model on another protocol; the leakage check still applies).
+
+The backbone is built through the registry (this module imports it; the registry names this
+class only as a ``siamese`` factory), and the head and its weights come from
+:mod:`mfrbench.models.heads` and :mod:`mfrbench.models.safetensors_io`, which training uses too.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import numpy as np
 
 from mfrbench.errors import UserError
 from mfrbench.models.base import HeadModel, ModelIdentity, Options, canonical_json, sha256_file
+from mfrbench.models.registry import create_model
+from mfrbench.models.safetensors_io import read_safetensors
 
 FORMAT = "mfrbench-siamese"
 FORMAT_VERSION = 1
@@ -74,9 +80,7 @@ class SiameseModel(HeadModel):
     version = "1"
 
     def __init__(self, path: str, **options: Any) -> None:
-        from mfrbench.models.registry import create_model
-        from mfrbench.train.checkpoint import read_safetensors
-        from mfrbench.train.head import HeadConfig, load_head
+        from mfrbench.models.heads import HeadConfig, load_head  # torch: imported on use
 
         opts = Options(self.name, options)
         only = opts.str("head")
@@ -182,6 +186,6 @@ class SiameseModel(HeadModel):
 
     def project(self, embeddings: np.ndarray, head: str) -> np.ndarray:
         """Head output (float32) for backbone embeddings, L2-normalised first as in training."""
-        from mfrbench.train.head import head_forward
+        from mfrbench.models.heads import head_forward
 
         return head_forward(self.heads[head], np.asarray(embeddings, dtype=np.float32))
