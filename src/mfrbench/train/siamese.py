@@ -260,7 +260,7 @@ def train_siamese(
     weights) on the images themselves, with ``device`` (``cpu`` or ``cuda``) and ``backbone_lr``
     (default ``lr``); each head then carries its own fine-tuned blocks.
     """
-    from mfrbench.evaluate.runner import EmbedStats, embed_with_cache
+    from mfrbench.evaluate.embedding import EmbedStats, embed_with_cache
     from mfrbench.protocol import open_protocol
     from mfrbench.train.checkpoint import write_safetensors
     from mfrbench.train.head import HeadConfig
