@@ -27,7 +27,7 @@ from mfrbench.models.nets.resnet import ResNet50 as ResNet50Net
 from mfrbench.models.resnet50 import ResNet50
 from mfrbench.train.finetune import FineTuneResult, finetune
 from mfrbench.train.head import HeadConfig, head_forward, load_head
-from mfrbench.train.loop import PairSet, TrainConfig
+from mfrbench.train.loop import IndexPairs, TrainConfig
 from mfrbench.train.losses import contrastive_loss
 
 RESNET_SIZE, FACENET_SIZE = 64, 80
@@ -107,8 +107,8 @@ def _facenet(path: Path, **opts) -> FaceNet:
     return FaceNet(weights=str(path), **opts)
 
 
-def _pairs(ids: list[str]) -> PairSet:
-    return PairSet(IA, IB, [int(ids[a] == ids[b]) for a, b in zip(IA, IB, strict=True)])
+def _pairs(ids: list[str]) -> IndexPairs:
+    return IndexPairs(IA, IB, [int(ids[a] == ids[b]) for a, b in zip(IA, IB, strict=True)])
 
 
 def _digest(state: dict) -> str:
@@ -122,7 +122,7 @@ def _state(model) -> dict[str, np.ndarray]:
     return {k: v.detach().numpy().copy() for k, v in model.net.state_dict().items()}
 
 
-def _reproduce(model, images, ps: PairSet, result: FineTuneResult) -> tuple[float, float]:
+def _reproduce(model, images, ps: IndexPairs, result: FineTuneResult) -> tuple[float, float]:
     """Val loss and accuracy of the inference path: fine-tuned ``embed``, then ``head_forward``."""
     model.load_finetuned(result.backbone_state)
     emb = head_forward(
@@ -380,4 +380,4 @@ def test_refusals(facenet_weights, faces):
         with pytest.raises(UserError, match="no CUDA GPU"):
             finetune(model, images, ps, None, ids, head, cfg, 1, device="cuda")
     with pytest.raises(UserError, match="both genuine and impostor"):
-        finetune(model, images, ps, PairSet([0], [1], [1]), ids, head, cfg, 1)
+        finetune(model, images, ps, IndexPairs([0], [1], [1]), ids, head, cfg, 1)

@@ -28,7 +28,7 @@ from mfrbench.train.head import (
     load_head,
     param_count,
 )
-from mfrbench.train.loop import NegativeSampler, PairSet, TrainConfig, train_head
+from mfrbench.train.loop import IndexPairs, NegativeSampler, TrainConfig, train_head
 from mfrbench.train.losses import (
     LOSSES,
     CosineBCE,
@@ -305,14 +305,14 @@ def synthetic(seed: int = 0, n_ids: int = 80, per_id: int = 6):
     X = np.asarray(rows, dtype=np.float32)
     ids_arr, masked_arr = np.asarray(ids), np.asarray(masked)
 
-    def pairs(chosen: np.ndarray) -> PairSet:
+    def pairs(chosen: np.ndarray) -> IndexPairs:
         rows_in = np.flatnonzero(np.isin(ids_arr, chosen))
         m, u = rows_in[masked_arr[rows_in]], rows_in[~masked_arr[rows_in]]
         ia, ib = np.repeat(m, u.size), np.tile(u, m.size)
         y = (ids_arr[ia] == ids_arr[ib]).astype(int)
         gen, imp = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
         keep = np.sort(np.concatenate([gen, rng.choice(imp, gen.size, replace=False)]))
-        return PairSet(ia[keep], ib[keep], y[keep])
+        return IndexPairs(ia[keep], ib[keep], y[keep])
 
     names = np.unique(ids_arr)
     cut = n_ids * 3 // 4
@@ -324,7 +324,7 @@ def problem():
     return synthetic()
 
 
-def raw_accuracy(X: np.ndarray, ps: PairSet) -> float:
+def raw_accuracy(X: np.ndarray, ps: IndexPairs) -> float:
     xn = l2_normalize_rows(X)
     d = np.sum((xn[ps.ia] - xn[ps.ib]) ** 2, axis=1, dtype=np.float64)
     return metrics.best_threshold(ps.y, -d)[1]
@@ -461,17 +461,17 @@ def test_train_head_input_errors() -> None:
     head, cfg = HeadConfig(D, (8, 4)), TrainConfig(epochs=1)
     with pytest.raises(UserError, match="dimensions"):
         train_head(X, ids, train, val, HeadConfig(D + 1, (8, 4)), cfg)
-    one_class = PairSet(val.ia[val.y == 1], val.ib[val.y == 1], val.y[val.y == 1])
+    one_class = IndexPairs(val.ia[val.y == 1], val.ib[val.y == 1], val.y[val.y == 1])
     with pytest.raises(UserError, match="genuine and impostor"):
         train_head(X, ids, train, one_class, head, cfg)
     with pytest.raises(UserError, match="no training pairs"):
-        train_head(X, ids, PairSet([], [], []), val, head, cfg)
+        train_head(X, ids, IndexPairs([], [], []), val, head, cfg)
     with pytest.raises(ValueError, match="indices"):
-        train_head(X, ids, PairSet([0], [len(ids)], [1]), None, head, cfg)
+        train_head(X, ids, IndexPairs([0], [len(ids)], [1]), None, head, cfg)
     with pytest.raises(ValueError, match="differ in length"):
-        PairSet([0, 1], [1], [1])
+        IndexPairs([0, 1], [1], [1])
     with pytest.raises(ValueError, match="genuine"):
-        PairSet([0], [1], [2])
+        IndexPairs([0], [1], [2])
 
 
 # ---------------------------------------------------------------- curves

@@ -36,7 +36,14 @@ import torch.nn.functional as F
 from mfrbench.errors import UserError
 from mfrbench.models.base import EmbeddingModel, FineTunable, to_tensor
 from mfrbench.train.head import HeadConfig
-from mfrbench.train.loop import PairSet, Trainable, TrainConfig, TrainResult, check_pairs, fit_pairs
+from mfrbench.train.loop import (
+    IndexPairs,
+    Trainable,
+    TrainConfig,
+    TrainResult,
+    check_pairs,
+    fit_pairs,
+)
 from mfrbench.workers import torch_threads
 
 #: Images per forward pass through the frozen prefix (its early, large activations bound the
@@ -176,8 +183,8 @@ def _encoder(
 def finetune(
     model: EmbeddingModel,
     images: Sequence[np.ndarray],
-    train: PairSet,
-    val: PairSet | None,
+    train: IndexPairs,
+    val: IndexPairs | None,
     identities: Sequence[str],
     head: HeadConfig,
     cfg: TrainConfig,

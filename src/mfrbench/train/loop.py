@@ -1,7 +1,7 @@
 """Training loop for a Siamese head over a fixed embedding matrix.
 
 The caller gives the backbone embeddings ``X`` (N, D), one identity per row, and pairs of row
-indices (:class:`PairSet`); :func:`train_head` trains a head (:mod:`.head`) with Adam and
+indices (:class:`IndexPairs`); :func:`train_head` trains a head (:mod:`.head`) with Adam and
 returns the weights of the epoch with the best validation accuracy. Rows of ``X`` that are in
 no training pair are never read during training (they may be validation or test images):
 triplet negatives are drawn only among training rows.
@@ -117,7 +117,7 @@ class TrainConfig:
 
 
 @dataclass
-class PairSet:
+class IndexPairs:
     """Pairs as indices into the rows of an embedding matrix, with labels 1 genuine / 0 impostor."""
 
     ia: np.ndarray
@@ -130,16 +130,16 @@ class PairSet:
         y = np.asarray(self.y)
         for name, a in (("ia", self.ia), ("ib", self.ib), ("y", y)):
             if a.ndim != 1:
-                raise ValueError(f"PairSet.{name} must be one-dimensional, got shape {a.shape}")
+                raise ValueError(f"IndexPairs.{name} must be one-dimensional, got shape {a.shape}")
         if not (self.ia.size == self.ib.size == y.size):
             raise ValueError(
-                f"PairSet arrays differ in length: {self.ia.size}, {self.ib.size}, {y.size}"
+                f"IndexPairs arrays differ in length: {self.ia.size}, {self.ib.size}, {y.size}"
             )
         for name, a in (("ia", self.ia), ("ib", self.ib)):
             if a.size and not np.issubdtype(a.dtype, np.integer):
-                raise ValueError(f"PairSet.{name} must hold integer row indices, got {a.dtype}")
+                raise ValueError(f"IndexPairs.{name} must hold integer row indices, got {a.dtype}")
         if y.size and not np.isin(y, (0, 1)).all():
-            raise ValueError("PairSet.y must hold 1 (genuine) or 0 (impostor)")
+            raise ValueError("IndexPairs.y must hold 1 (genuine) or 0 (impostor)")
         self.ia = self.ia.astype(np.int64)
         self.ib = self.ib.astype(np.int64)
         self.y = y.astype(np.int64)
@@ -225,7 +225,7 @@ def _seed_int(seed: int, *tags: int) -> int:
 
 
 def check_pairs(
-    n_rows: int, identities: Sequence[str], train: PairSet, val: PairSet | None
+    n_rows: int, identities: Sequence[str], train: IndexPairs, val: IndexPairs | None
 ) -> np.ndarray:
     """Validate pairs over ``n_rows`` rows with one identity each; the rows' identity codes.
 
@@ -254,8 +254,8 @@ def check_pairs(
 def _check_inputs(
     X: np.ndarray,
     identities: Sequence[str],
-    train: PairSet,
-    val: PairSet | None,
+    train: IndexPairs,
+    val: IndexPairs | None,
     head: HeadConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     arr = np.asarray(X)
@@ -272,7 +272,7 @@ def _check_inputs(
     return arr, codes
 
 
-def _genuine(ps: PairSet) -> tuple[np.ndarray, np.ndarray]:
+def _genuine(ps: IndexPairs) -> tuple[np.ndarray, np.ndarray]:
     g = ps.y == 1
     return ps.ia[g], ps.ib[g]
 
@@ -280,8 +280,8 @@ def _genuine(ps: PairSet) -> tuple[np.ndarray, np.ndarray]:
 def train_head(
     X: np.ndarray,
     identities: Sequence[str],
-    train: PairSet,
-    val: PairSet | None,
+    train: IndexPairs,
+    val: IndexPairs | None,
     head: HeadConfig,
     cfg: TrainConfig,
     *,
@@ -334,8 +334,8 @@ class Trainable:
 def fit_pairs(
     encode: Callable[[np.ndarray], torch.Tensor],
     codes: np.ndarray,
-    train: PairSet,
-    val: PairSet | None,
+    train: IndexPairs,
+    val: IndexPairs | None,
     head: HeadConfig,
     cfg: TrainConfig,
     *,
@@ -472,7 +472,7 @@ def _validate(
     bce: CosineBCE | None,
     cfg: TrainConfig,
     encode: Callable[[np.ndarray], torch.Tensor],
-    val: PairSet,
+    val: IndexPairs,
     val_neg: np.ndarray | None,
 ) -> dict[str, float]:
     """Val loss, best-threshold accuracy and AUC of the current head (eval mode, no grad)."""

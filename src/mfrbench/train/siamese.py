@@ -185,10 +185,10 @@ def _peak_rss_mib() -> float:
 
 
 def _pair_set(pairs: Sequence[Mapping], idx: Sequence[int], row: Mapping[str, int]):
-    from mfrbench.train.loop import PairSet
+    from mfrbench.train.loop import IndexPairs
 
     ok = [i for i in idx if pairs[i]["a"] in row and pairs[i]["b"] in row]
-    return PairSet(
+    return IndexPairs(
         np.asarray([row[pairs[i]["a"]] for i in ok], dtype=np.int64),
         np.asarray([row[pairs[i]["b"]] for i in ok], dtype=np.int64),
         np.asarray([pairs[i]["label"] for i in ok], dtype=np.int64),
