@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.table import Table
 from mfrbench.errors import UserError
 from mfrbench.faces import REAL_IMAGE_CASCADE
 from mfrbench.workers import DEFAULT_WORKERS
+
+if TYPE_CHECKING:
+    from mfrbench.datasets.mfr2 import MFR2
 
 pairs_app = typer.Typer(help="Generate identity-disjoint pairs and freeze them as a protocol.")
 protocol_app = typer.Typer(help="Freeze, verify, show and render protocol files.")
@@ -210,7 +213,9 @@ def pairs_rmfrd(
         val_frac=val_frac,
         impostor_ratio=impostor_ratio,
     )
-    faces = dict(detector=detector, landmarks=landmarks, face_policy=face_policy, margin=margin)
+    faces: dict[str, Any] = dict(
+        detector=detector, landmarks=landmarks, face_policy=face_policy, margin=margin
+    )
     pairset = _with_faces(pairset, ds.root, "rmfrd", workers=workers, **faces)
     _freeze_and_write(
         pairset,
@@ -281,7 +286,9 @@ def pairs_folder(
             impostor_ratio=impostor_ratio,
             dataset="folder",
         )
-    faces = dict(detector=detector, landmarks=landmarks, face_policy=face_policy, margin=margin)
+    faces: dict[str, Any] = dict(
+        detector=detector, landmarks=landmarks, face_policy=face_policy, margin=margin
+    )
     pairset = _with_faces(pairset, Path(root), "folder", workers=workers, **faces)
     _freeze_and_write(
         pairset,
@@ -462,12 +469,14 @@ def pairs_mfr2(
     from mfrbench.datasets import get_dataset
     from mfrbench.pairs import images_from_records, mfr2_pairs
 
-    ds = get_dataset("mfr2", root=root)
+    ds = cast("MFR2", get_dataset("mfr2", root=root))
     listed = pairs_file or ds.pairs_file()
     if listed is None or not Path(listed).is_file():
         raise UserError(f"no pairs.txt under {ds.root}; pass --pairs-file")
     pairset = mfr2_pairs(Path(listed), images_from_records(ds.records()))
-    faces = dict(detector=detector, landmarks=landmarks, face_policy=face_policy, margin=margin)
+    faces: dict[str, Any] = dict(
+        detector=detector, landmarks=landmarks, face_policy=face_policy, margin=margin
+    )
     pairset = _with_faces(pairset, ds.root, "mfr2", workers=workers, **faces)
     _freeze_and_write(
         pairset,

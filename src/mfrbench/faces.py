@@ -64,7 +64,7 @@ def _r2(value: float) -> float:
     return round(float(value), 2)
 
 
-def _points(flat: Sequence[float]) -> list[list[float]]:
+def _points(flat: Sequence[float] | np.ndarray) -> list[list[float]]:
     return [[_r2(flat[i]), _r2(flat[i + 1])] for i in range(0, len(flat) - 1, 2)]
 
 
@@ -247,7 +247,8 @@ def detect_faces(
         finally:
             restore_threads(saved)
             _WORKER.clear()
-    out, counts = [], Counter()
+    out: list[dict[str, Any]] = []
+    counts: Counter[str] = Counter()
     for im in images:
         ref = dict(im)
         if not ref["synthetic"] and ref["src_path"] in found:

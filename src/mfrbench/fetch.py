@@ -198,7 +198,7 @@ def _unsafe_reason(member: tarfile.TarInfo) -> str | None:
 def _rmtree(path: Path) -> None:
     """Remove a tree even when it holds read-only folders (as archives of read-only data do)."""
 
-    def make_writable_and_retry(func, p, _exc):  # type: ignore[no-untyped-def]
+    def make_writable_and_retry(func, p, _exc):
         with contextlib.suppress(OSError):
             os.chmod(os.path.dirname(p), stat.S_IRWXU)
             os.chmod(p, stat.S_IRWXU)

@@ -134,7 +134,7 @@ def images_from_records(records: Iterable[Record]) -> list[dict[str, Any]]:
     is attached (``face_status`` null): ``faces.detect_faces`` runs the detector cascade once and
     freezes each image's face, as the ``pairs`` commands do.
     """
-    out = [
+    out: list[dict[str, Any]] = [
         {
             "id": f"real:{r.rel_path}",
             "identity": r.identity,
@@ -630,7 +630,7 @@ def rmfrd_pairs(
         return sha_code.setdefault(sha, len(sha_code))
 
     pairs: list[dict[str, Any]] = []
-    rows = []
+    rows: list[dict[str, Any]] = []
     ratio = _exact(impostor_ratio)
     for split in SPLITS:
         ids = [i for i in both if split_of[i] == split]
@@ -761,7 +761,7 @@ def _allocate(capacity: np.ndarray, total: int, rng: np.random.Generator) -> np.
 
 
 def _source_pairs_to_pairs(
-    source_pairs: list[tuple[int | None, int, _Source, _Source]],
+    source_pairs: Sequence[tuple[int | None, int, _Source, _Source]],
     pair_types: Sequence[str],
     split: str,
 ) -> list[dict[str, Any]]:
@@ -1005,9 +1005,8 @@ def _pair_line(
         if n1 == n2:
             raise UserError(f"{path.name}:{lineno}: impostor pair names {n1} twice")
         return n1, _parse_index(i, path, lineno), n2, _parse_index(j, path, lineno), 0
-    shape = {1: "'name i j' (genuine)", 0: "'name1 i name2 j' (impostor)"}.get(
-        expect, "'name i j' or 'name1 i name2 j'"
-    )
+    shapes: dict[int | None, str] = {1: "'name i j' (genuine)", 0: "'name1 i name2 j' (impostor)"}
+    shape = shapes.get(expect, "'name i j' or 'name1 i name2 j'")
     raise UserError(f"{path.name}:{lineno}: expected {shape}, got {' '.join(tokens)!r}")
 
 
@@ -1116,7 +1115,7 @@ def official_lfw_pairs(
     sources, warnings = _build_sources(by_id, color_set, seed)
     warnings += find_duplicates(by_id.values())
     missing: list[str] = []
-    resolved = []
+    resolved: list[tuple[int, Any, Any, int]] = []  # _Source sides once nothing is missing
     for fold, n1, i1, n2, i2, label in entries:
         sides = []
         for pos, (name, idx) in enumerate(((n1, i1), (n2, i2))):
@@ -1201,8 +1200,8 @@ def listed_pairs(
     for fold, n1, i1, n2, i2, label in entries:
         a = lookup.get(lfw_rel_path(n1, i1, ""))
         b = lookup.get(lfw_rel_path(n2, i2, ""))
-        for im, name, idx in ((a, n1, i1), (b, n2, i2)):
-            if im is None:
+        for found, name, idx in ((a, n1, i1), (b, n2, i2)):
+            if found is None:
                 missing.append(lfw_rel_path(name, idx, ".*"))
         if a is not None and b is not None:
             ref, probe, kind = _listed_type(a, b)

@@ -378,10 +378,10 @@ def validate(protocol: Any) -> None:
     prev_key = None
     for i, pair in enumerate(pairs):
         _check_pair(pair, i, images)
-        key = _pair_sort_key(pair)
-        if prev_key is not None and key < prev_key:
+        pair_key = _pair_sort_key(pair)
+        if prev_key is not None and pair_key < prev_key:
             _fail(f"pair {i} is out of order (see docs/protocols.md, pair ordering)")
-        prev_key = key
+        prev_key = pair_key
         used.update((pair["a"], pair["b"]))
     unused = [i for i in images if i not in used]
     if unused:

@@ -249,7 +249,7 @@ class SynthPipeline:
 
     def _timed(self, stage: str, t0: float) -> float:
         t1 = time.perf_counter()
-        self.timings[stage] += t1 - t0
+        self.timings[stage] += t1 - t0  # type: ignore[assignment]  # typeshed: Counter counts are int
         return t1
 
     def process(self, rec: Record, out_rel: str) -> list[dict[str, Any]]:

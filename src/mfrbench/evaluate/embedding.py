@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -75,7 +75,7 @@ def check_output(out: Any, n: int, dim: int) -> tuple[np.ndarray | None, list[tu
     if arr.shape != (n, dim):
         reason = f"model returned shape {arr.shape} for {n} images, expected ({n}, {dim})"
         return None, [("bad_shape", reason)] * n
-    finite = np.isfinite(arr).all(axis=1)
+    finite = cast(np.ndarray, np.isfinite(arr).all(axis=1))  # 2-D input: always an array
     problems = [
         ("ok", "") if ok else ("nan_embedding", "model returned NaN or infinite values")
         for ok in finite
@@ -359,7 +359,10 @@ def embed_heads(
         for si in members:
             head, embed_ids = spaces[si]
             ids = [i for i in embed_ids if i in emb]
-            projected = model.project(np.stack([emb[i] for i in ids]), head) if ids else []
+            assert head is not None  # head_groups gives every group of a HeadModel a head
+            projected: np.ndarray | list[np.ndarray] = (
+                model.project(np.stack([emb[i] for i in ids]), head) if ids else []
+            )
             embedded[si] = dict(zip(ids, projected, strict=True))
             failures[si] = {i: bad[i] for i in embed_ids if i in bad}
     return embedded, failures

@@ -34,7 +34,7 @@ from mfrbench.evaluate.report import (
 
 #: The run's plots, in page order: (report.json ``files`` key, heading).
 PLOTS = (("roc", "ROC"), ("det", "DET"), ("scores_hist", "Score distributions"))
-_HEADER = ("pairs", "n (gen/imp)", "accuracy", "AUC", "EER", "TAR@1%", "TAR@0.1%")
+_HEADER: tuple[str, ...] = ("pairs", "n (gen/imp)", "accuracy", "AUC", "EER", "TAR@1%", "TAR@0.1%")
 _HEADER += ("FNMR@FMR 0.1%", "d'")
 
 _CSS = """

@@ -153,7 +153,7 @@ def latex_table(
     if folds:
         notes.append(
             "accuracy: mean $\\pm$ standard error over "
-            + "/".join(str(f) for f in sorted(folds))
+            + "/".join(str(f) for f in sorted(f for f in folds if f is not None))
             + " cross-validation folds"
         )
     if any(r"$^\ast$" in line for line in body):

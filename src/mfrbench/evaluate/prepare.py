@@ -227,7 +227,7 @@ def dlib_pipeline_chip(
         ]
         best = align.pick_detection(hint, found)
         if best is not None:
-            rect = tuple(round(v) for v in found[best])  # type: ignore[assignment]
+            rect = tuple(round(v) for v in found[best])
     x1, y1, x2, y2 = (int(v) for v in rect)
     shape = shape5(np.ascontiguousarray(frame), dlib.rectangle(x1, y1, x2 - 1, y2 - 1))
     return align.dlib_chip(frame if cut_from is None else cut_from, shape)

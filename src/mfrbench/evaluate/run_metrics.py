@@ -174,15 +174,15 @@ def all_vs_all_impostors(
         ):
             plan.append((gi, ptype, split, fold, sorted(refs), sorted(probes)))
     out: dict[Stratum, ScoreSummary] = {}
-    for step, (gi, ptype, split, fold, refs, probes) in enumerate(plan):
+    for step, (gi, ptype, split, fold, ref_ids, probe_ids) in enumerate(plan):
         if progress:
             progress("impostors", step, len(plan))
         by_colour_r: dict[Any, list[str]] = defaultdict(list)
         by_colour_p: dict[Any, list[str]] = defaultdict(list)
-        for i in refs:
-            by_colour_r[images[i].get("color")].append(i)
-        for i in probes:
-            by_colour_p[images[i].get("color")].append(i)
+        for image_id in ref_ids:
+            by_colour_r[images[image_id].get("color")].append(image_id)
+        for image_id in probe_ids:
+            by_colour_p[images[image_id].get("color")].append(image_id)
         emb = space_emb[gi]
         for rc, r_ids in sorted(by_colour_r.items(), key=lambda kv: str(kv[0])):
             r = np.stack([emb[i] for i in r_ids])

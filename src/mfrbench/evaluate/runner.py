@@ -57,7 +57,7 @@ import copy
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,7 +270,7 @@ def evaluate(
     for gi, group in enumerate(groups):
         for i in group.pair_idx:
             group_of[i] = gi
-    rows: dict[str, list[Any]] = defaultdict(list)
+    rows: dict[str, Any] = defaultdict(list)  # column lists; score/distance become arrays
     scored: list[list[int]] = [[] for _ in groups]  # pair indices to score, per space
 
     for i, p in enumerate(pairs):
@@ -285,17 +285,17 @@ def evaluate(
         rows["landmarks"].append(pair_value(a, b, "landmarks"))
         rows["mask_type"].append(pair_mask_types(a, b))
         status, reason = "ok", ""
-        gi = group_of.get(i)
-        if gi is None:
+        space = group_of.get(i)
+        if space is None:
             status, reason = "not_scored", "train split: used for fitting, not evaluated"
         else:
             for side in ("a", "b"):
-                failure = space_bad[gi].get(p[side])
+                failure = space_bad[space].get(p[side])
                 if failure is not None:
                     status, reason = failure[0], f"{side} ({p[side]}): {failure[1]}"
                     break
-        if status == "ok":
-            scored[gi].append(i)
+            if status == "ok":
+                scored[space].append(i)
         rows["status"].append(status)
         rows["reason"].append(reason)
     n = len(pairs)
@@ -336,9 +336,9 @@ def evaluate(
         t = lap("impostors", t)
 
     # --- metrics
-    status = np.asarray(rows["status"], dtype=object)
+    status_col = np.asarray(rows["status"], dtype=object)
     split = np.asarray(rows["split"], dtype=object)
-    ok = status == "ok"
+    ok = status_col == "ok"
     test = split == "test"
     val = split == "val"
     use_folds = all(rows["fold"][i] is not None for i in range(n) if test[i])
@@ -357,7 +357,7 @@ def evaluate(
         carried=carried,
     )
     t = lap("metrics", t)
-    spaces = []
+    spaces: list[tuple[list[str], Callable[[list[str]], np.ndarray]]] = []
     for gi, group in enumerate(groups):
         test_ids = sorted(
             {pairs[i][s] for i in group.pair_idx if pairs[i]["split"] == "test" for s in ("a", "b")}

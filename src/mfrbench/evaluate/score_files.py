@@ -316,7 +316,7 @@ def read_score_file(
         for n, label, text in _text_rows(path, lines, fmt):
             add(n, label, text, {})
     else:
-        need = ("label", "score")
+        need: tuple[str, ...] = ("label", "score")
         if fmt == "bob-csv":
             need = ("probe_subject_id", "bio_ref_subject_id", "score")
         for n, row in _csv_rows(path, lines, fmt):

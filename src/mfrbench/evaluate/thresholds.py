@@ -191,6 +191,8 @@ def _dev_eval_one(
     n_imp = 0
     exact = True
     thresholds: list[float] = []
+    ev: Callable[[int], bool]
+    t: float | None
     for f in folds:
         if f is None:
             dev_gen, dev_imp = sets.genuine(name, dev_split), sets.impostors(name, dev_split)
@@ -198,12 +200,13 @@ def _dev_eval_one(
             dev_sel = sets._rows(name, dev_split, _any)
         else:
 
-            def ev(x: int, f: int = f) -> bool:
+            def in_fold(x: int, f: int = f) -> bool:
                 return x == f
 
             def dv(x: int, f: int = f) -> bool:
                 return x != f
 
+            ev = in_fold
             dev_gen, dev_imp = sets.genuine(name, "test", dv), sets.impostors(name, "test", dv)
             dev_sel = sets._rows(name, "test", dv)
         if dev_imp is None or not dev_gen.size:

@@ -13,10 +13,11 @@ and validates them, so an unknown or malformed option is a one-line :class:`User
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -491,13 +492,17 @@ class Options:
         value = self._take(key)
         return default if value is None else str(value)
 
-    def choice(self, key: str, choices: Sequence[str], default: str) -> str:
+    def choice(
+        self, key: builtins.str, choices: Sequence[builtins.str], default: builtins.str
+    ) -> builtins.str:
         value = self.str(key, default)
-        if value not in choices:
+        if value is None or value not in choices:  # never None: default is a str
             raise self._bad(key, value, f"choose one of {', '.join(choices)}")
         return value
 
-    def int(self, key: str, default: int, *, minimum: int | None = None) -> int:
+    def int(
+        self, key: builtins.str, default: builtins.int, *, minimum: builtins.int | None = None
+    ) -> builtins.int:
         value = self._take(key)
         if value is None:
             return default
@@ -511,7 +516,7 @@ class Options:
             raise self._bad(key, value, f"must be >= {minimum}")
         return out
 
-    def float(self, key: str, default: float) -> float:
+    def float(self, key: builtins.str, default: builtins.float) -> builtins.float:
         value = self._take(key)
         if value is None:
             return default
@@ -523,7 +528,7 @@ class Options:
             raise self._bad(key, value, "expected a finite number")
         return out
 
-    def bool(self, key: str, default: bool) -> bool:
+    def bool(self, key: builtins.str, default: builtins.bool) -> builtins.bool:
         value = self._take(key)
         if value is None:
             return default
@@ -536,7 +541,9 @@ class Options:
             return False
         raise self._bad(key, value, "expected true/false")
 
-    def floats(self, key: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    def floats(
+        self, key: builtins.str, default: tuple[builtins.float, ...]
+    ) -> tuple[builtins.float, ...]:
         """One number or a comma-separated list (``0.5`` or ``0.485,0.456,0.406``)."""
         value = self._take(key)
         if value is None:
@@ -550,7 +557,19 @@ class Options:
             raise self._bad(key, value, "expected finite numbers separated by commas")
         return out
 
-    def size(self, key: str, default: tuple[int, int] | None) -> tuple[int, int] | None:
+    @overload
+    def size(
+        self, key: builtins.str, default: tuple[builtins.int, builtins.int]
+    ) -> tuple[builtins.int, builtins.int]: ...
+
+    @overload
+    def size(
+        self, key: builtins.str, default: None
+    ) -> tuple[builtins.int, builtins.int] | None: ...
+
+    def size(
+        self, key: builtins.str, default: tuple[builtins.int, builtins.int] | None
+    ) -> tuple[builtins.int, builtins.int] | None:
         """``WxH`` (e.g. ``112x112``) or a single ``N`` for a square."""
         value = self._take(key)
         if value is None:

@@ -121,9 +121,9 @@ class FaceNet(FineTunable, EmbeddingModel):
 
     def blocks(self) -> list[tuple[str, torch.nn.Module]]:
         """The stem, the Inception-ResNet stages, and the 1792 -> 512 embedding layer."""
-        net = self.net
-        stem_names = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b")
-        stem_names += ("conv2d_4a", "conv2d_4b")
+        net: Any = self.net  # nn.Module.__getattr__ types the layers as Tensor | Module
+        stem_names: tuple[str, ...] = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a")
+        stem_names += ("conv2d_3b", "conv2d_4a", "conv2d_4b")
         stem = torch.nn.Sequential(OrderedDict((n, getattr(net, n)) for n in stem_names))
         embedding = torch.nn.Sequential(
             OrderedDict(

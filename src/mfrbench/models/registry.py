@@ -84,13 +84,18 @@ def _entry_points() -> dict[str, list[importlib.metadata.EntryPoint]]:
     return found
 
 
+def _constant(obj: Any) -> Callable[[], Any]:
+    """A loader that returns ``obj`` (a class passed to ``register_model``)."""
+    return lambda: obj
+
+
 def _sources() -> dict[str, tuple[str, Callable[[], Any]]]:
     """name -> (source description, loader) for every plugin, entry points taking precedence."""
     out: dict[str, tuple[str, Callable[[], Any]]] = {}
     for name, target in BUILTINS.items():
         out[name] = (f"built-in {target} (no entry point installed)", _loader(target))
     for name, obj in _REGISTERED.items():
-        out[name] = (f"register_model {obj.__module__}.{obj.__qualname__}", lambda o=obj: o)
+        out[name] = (f"register_model {obj.__module__}.{obj.__qualname__}", _constant(obj))
     for name, eps in _entry_points().items():
         if len(eps) > 1:
             values = ", ".join(sorted(ep.value for ep in eps))

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -133,7 +133,8 @@ class ResNet50(FineTunable, EmbeddingModel):
         net = build_empty(lambda: resnet50(num_classes=num_classes, variant=variant))
         if "fc.weight" not in state and "fc.bias" not in state:
             # A headless backbone: fc is never used for embeddings; zero it.
-            fc_zero = {k: torch.zeros_like(v) for k, v in net.fc.state_dict().items()}
+            fc_layer = cast(torch.nn.Module, net.fc)  # nn.Module.__getattr__: Tensor | Module
+            fc_zero = {k: torch.zeros_like(v) for k, v in fc_layer.state_dict().items()}
             state = {**state, **{f"fc.{k}": v for k, v in fc_zero.items()}}
         load_weights(net, state, f"{path} (ResNet-50, variant {variant})")
         self.net = net.eval()
@@ -157,7 +158,7 @@ class ResNet50(FineTunable, EmbeddingModel):
 
     def blocks(self) -> list[tuple[str, torch.nn.Module]]:
         """``stem`` (conv1, bn1, relu, maxpool), ``layer1`` .. ``layer4``."""
-        net = self.net
+        net: Any = self.net  # nn.Module.__getattr__ types the layers as Tensor | Module
         stem = torch.nn.Sequential(
             OrderedDict(conv1=net.conv1, bn1=net.bn1, relu=net.relu, maxpool=net.maxpool)
         )
@@ -165,7 +166,7 @@ class ResNet50(FineTunable, EmbeddingModel):
 
     def tail(self, x: torch.Tensor) -> torch.Tensor:
         """Global average pool of ``layer4``'s output: (N, 2048)."""
-        return torch.flatten(self.net.avgpool(x), 1)
+        return torch.flatten(cast(torch.nn.Module, self.net.avgpool)(x), 1)
 
     def fit_inputs(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """With ``crop=protocol`` (no fixed size) each image is scaled to width 224."""

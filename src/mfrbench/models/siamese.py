@@ -173,7 +173,7 @@ class SiameseModel(HeadModel):
         if head not in self._tuned_models:
             import copy
 
-            tuned = copy.deepcopy(self.backbone)
+            tuned: Any = copy.deepcopy(self.backbone)  # load_finetuned is an optional method
             try:
                 tuned.load_finetuned(self._tuned[head])
             except AttributeError:

@@ -55,7 +55,7 @@ def _finite_number(x: Any) -> bool:
 
 
 def _positive_int(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= 1
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool) and bool(x >= 1)
 
 
 @dataclass(frozen=True)
@@ -450,15 +450,21 @@ def fit_pairs(
     return result, best[2]
 
 
+def _margin(cfg: TrainConfig) -> float:
+    """A triplet or contrastive loss's margin (``__post_init__`` always sets one for those)."""
+    assert cfg.margin is not None
+    return cfg.margin
+
+
 def _loss(
     cfg: TrainConfig, bce: CosineBCE | None, parts: list[torch.Tensor], y: torch.Tensor | None
 ) -> torch.Tensor:
     if cfg.loss == "triplet":
-        return triplet_loss(parts[0], parts[1], parts[2], cfg.margin)
+        return triplet_loss(parts[0], parts[1], parts[2], _margin(cfg))
     assert y is not None
     if bce is not None:
         return bce(parts[0], parts[1], y)
-    return contrastive_loss(parts[0], parts[1], y, cfg.margin)
+    return contrastive_loss(parts[0], parts[1], y, _margin(cfg))
 
 
 def _loss_state(bce: CosineBCE | None) -> dict[str, float]:
@@ -489,7 +495,7 @@ def _validate(
             assert val_neg is not None
             g = torch.from_numpy(val.y == 1)
             en = out[torch.from_numpy(np.searchsorted(rows, val_neg))]
-            loss = triplet_loss(ea[g], eb[g], en, cfg.margin)
+            loss = triplet_loss(ea[g], eb[g], en, _margin(cfg))
         else:
             loss = _loss(cfg, bce, [ea, eb], y)
     score = -d.numpy().astype(np.float64)

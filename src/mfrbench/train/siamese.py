@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -39,7 +39,7 @@ import pyarrow as pa
 from mfrbench import __version__
 from mfrbench.errors import UserError
 from mfrbench.manifest import write_json_atomic, write_table_atomic
-from mfrbench.models.base import EmbeddingModel, HeadModel
+from mfrbench.models.base import EmbeddingModel, FineTunable, HeadModel
 from mfrbench.models.siamese import (
     BACKBONE,
     CONFIG,
@@ -264,7 +264,7 @@ def train_siamese(
     from mfrbench.protocol import open_protocol
     from mfrbench.train.checkpoint import write_safetensors
     from mfrbench.train.head import HeadConfig
-    from mfrbench.train.loop import TrainConfig, train_head
+    from mfrbench.train.loop import TrainConfig, TrainResult, train_head
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -344,6 +344,7 @@ def train_siamese(
             cfg = TrainConfig(**{**asdict(cfg), "epochs": max(1, _median_epoch(cv_done) or 1)})
         if progress:
             progress("train", n, len(plan.runs))
+        result: TrainResult  # or its subclass FineTuneResult
         if unfreeze_last:
             from mfrbench.train.finetune import finetune
 
@@ -441,7 +442,7 @@ def train_siamese(
         },
         "finetune": {
             "unfreeze_last": unfreeze_last,
-            "blocks": [name for name, _ in model.blocks()[-unfreeze_last:]],
+            "blocks": [name for name, _ in cast(FineTunable, model).blocks()[-unfreeze_last:]],
             "backbone_lr": backbone_lr if backbone_lr is not None else lr,
             "device": device,
         }

@@ -167,5 +167,6 @@ class BlazeFace:
             b = np.clip(b, 0, [w, h, w, h])
             if b[2] - b[0] < 2 or b[3] - b[1] < 2:
                 continue
-            faces.append(Face(box=tuple(float(v) for v in b), score=score, detector=self.name))
+            fbox = (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+            faces.append(Face(box=fbox, score=score, detector=self.name))
         return sorted(faces, key=lambda f: (-f.score, f.box))

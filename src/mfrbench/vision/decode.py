@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -209,7 +210,7 @@ def _sixteen_bit_to_rgb(im: Image.Image, notes: list[str]) -> np.ndarray:
     """16-bit grayscale (any byte order, or mode I within 0..65535) -> 8-bit by >> 8."""
     values = np.asarray(im)
     if im.mode == "I":
-        lo, hi = (int(v) for v in im.getextrema())
+        lo, hi = (int(v) for v in cast(tuple[float, float], im.getextrema()))  # one band
         if lo < 0 or hi > 0xFFFF:
             raise ImageError(
                 "decode_error", f"unsupported 32-bit integer pixels (range {lo}..{hi})"

@@ -200,7 +200,8 @@ class Haar:
     ) -> None:
         import cv2
 
-        path = cascade_file or (cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+        data: Any = cv2.data  # type: ignore[attr-defined]  # opencv's stubs omit cv2.data
+        path = cascade_file or (data.haarcascades + "haarcascade_frontalface_default.xml")
         self._classifier = cv2.CascadeClassifier(path)
         if self._classifier.empty():
             raise UserError(f"cannot load Haar cascade from {path}")

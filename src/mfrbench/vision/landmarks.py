@@ -274,4 +274,4 @@ def make_landmarker(name: str, **kwargs: object) -> Dlib68 | MediaPipe478:
         raise UserError(
             f"unknown landmarker {name!r}; choose one of: {', '.join(LANDMARKERS)}"
         ) from None
-    return cls(**kwargs)  # type: ignore[arg-type]
+    return cls(**kwargs)

@@ -127,7 +127,9 @@ class PNet(nn.Module):
         x = self.prelu3(self.conv3(x))
         # both 1x1 heads in one convolution
         weight = torch.cat([self.conv4_1.weight, self.conv4_2.weight])
-        out = F.conv2d(x, weight, torch.cat([self.conv4_1.bias, self.conv4_2.bias]))
+        bias1, bias2 = self.conv4_1.bias, self.conv4_2.bias
+        assert bias1 is not None and bias2 is not None  # nn.Conv2d's default bias=True
+        out = F.conv2d(x, weight, torch.cat([bias1, bias2]))
         return out[:, 2:], F.softmax(out[:, :2], dim=1)[:, 1]
 
 
@@ -396,6 +398,8 @@ class MTCNN:
     convolutions round differently and coordinates may move by ~1e-5 px.
     """
 
+    name = "mtcnn"
+
     def __init__(
         self,
         weights_dir: str | Path | None = None,
@@ -456,7 +460,12 @@ class MTCNN:
         order = np.argsort(area)[::-1]  # facenet's select_largest ordering
         return [
             Face(
-                box=tuple(float(v) for v in boxes[k, :4]),
+                box=(
+                    float(boxes[k, 0]),
+                    float(boxes[k, 1]),
+                    float(boxes[k, 2]),
+                    float(boxes[k, 3]),
+                ),
                 score=float(boxes[k, 4]),
                 detector="mtcnn",
                 landmarks5=points[k].astype(np.float32, copy=True),

@@ -395,8 +395,8 @@ def bootstrap_intervals(
                 counts = unit_counts(rows)
                 w = np.add.reduceat(counts[:, piece_unit] * mult, piece_start, axis=1)
                 d = Draws(start, w, counts)
-            for name, stat in pooled.items():
-                values[name].append(stat(d))
+            for name, pooled_stat in pooled.items():
+                values[name].append(pooled_stat(d))
     return {name: _percentile_interval(v, alpha) for name, v in values.items()}
 
 

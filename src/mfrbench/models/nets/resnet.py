@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -115,9 +116,10 @@ class ResNet50(nn.Module):
 
 def features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """2048-D pooled features before ``fc`` of a ResNet-50 (ours or torchvision's), (N, 2048)."""
-    x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
-    x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
-    return torch.flatten(net.avgpool(x), 1)
+    m: Any = net  # nn.Module.__getattr__ types the stages as Tensor | Module
+    x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
+    x = m.layer4(m.layer3(m.layer2(m.layer1(x))))
+    return torch.flatten(m.avgpool(x), 1)
 
 
 def resnet50(num_classes: int = 1000, variant: str = "torchvision") -> nn.Module:
