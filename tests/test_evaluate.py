@@ -741,7 +741,10 @@ def test_all_vs_all_impostors_end_to_end(tiny, tmp_path: Path) -> None:
     assert fixed["n_impostors"] == n_expected
     md = (run.out_dir / "report.md").read_text()
     assert "## All-vs-all impostors" in md and "## Fixed threshold" in md
-    assert "NIST-style" in md  # masked thresholds from the control's all-vs-all impostors
+    # masked thresholds come from the control's all-vs-all impostors (too few here for a table)
+    nist = block["by_pair_type"]["masked-unmasked"]["fnmr_at_fmr"]["0.001"]
+    assert nist["threshold_source"].startswith("control") and nist["value"] is None
+    assert "NIST-style" not in md
 
     # thresholds carried from this run to a second run of the same model; another model refused
     again = _run(tiny, FakeModel(_oracle_table(tiny)), tmp_path, thresholds_from=run.out_dir)
@@ -812,3 +815,28 @@ def test_report_schema_version_written_and_checked(tiny, tmp_path: Path) -> None
     future.write_text(json.dumps({**run.report, "schema_version": 99}))
     with pytest.raises(UserError, match="schema_version 99"):
         load_run(future.parent)
+
+
+def test_nist_rows_show_only_resolvable_control_rates() -> None:
+    from mfrbench.evaluate.report import nist_rows
+
+    src = "control impostors (unmasked-unmasked, all-vs-all)"
+    entry = {"value": 0.25, "threshold": -0.5, "threshold_source": src, "exact": True}
+    block = {
+        "by_pair_type": {
+            "masked-unmasked": {
+                "fnmr_at_fmr": {
+                    "0.001": {
+                        **entry,
+                        "fmr_here": 0.0004,
+                        "fmr_here_exact": True,
+                        "fmr_shift": 0.4,
+                    },
+                    "0.0001": {"value": None, "threshold_source": src},
+                }
+            },
+            "unmasked-unmasked": {"fnmr_at_fmr": {"0.001": entry}},
+        }
+    }
+    rows = nist_rows(block)
+    assert rows == [["masked-unmasked", "0.001", "-0.5000", "25.000%", "0.04000%", "0.40"]]

@@ -221,7 +221,8 @@ NIST_NOTE = (
 
 def nist_rows(block: Mapping[str, Any]) -> list[list[str]]:
     """Rows of the NIST-style table of an ``all_impostors`` block: each masked pair type's FNMR
-    at the control's FMR thresholds and the FMR there (empty without control pairs)."""
+    at the control's FMR thresholds and the FMR there (empty without control pairs, and without
+    rates the control's impostors can resolve)."""
     rows = []
     for t, v in block["by_pair_type"].items():
         source = v["fnmr_at_fmr"].get("0.001", {}).get("threshold_source", "")
@@ -229,6 +230,8 @@ def nist_rows(block: Mapping[str, Any]) -> list[list[str]]:
             continue
         for f in ("0.001", "0.0001", "1e-05"):
             e = v["fnmr_at_fmr"].get(f) or {}
+            if e.get("value") is None:  # the control cannot resolve f: the TAR table says n/e
+                continue
             rows.append(
                 [
                     t,
