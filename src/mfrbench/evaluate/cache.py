@@ -17,7 +17,6 @@ the next run. Shards are merged into one file by :meth:`EmbeddingCache.compact`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mfrbench.digest import sha256_text
 from mfrbench.manifest import write_json_atomic, write_table_atomic
 
 SHARD_GLOB = "shard-*.parquet"
@@ -116,7 +116,7 @@ class EmbeddingCache:
             raise ValueError(f"expected ({len(keys)}, {self.dim}) embeddings, got {matrix.shape}")
         self.dir.mkdir(parents=True, exist_ok=True)
         self._write_meta()
-        name = hashlib.sha256("\n".join(keys).encode("utf-8")).hexdigest()[:16]
+        name = sha256_text("\n".join(keys))[:16]
         path = self.dir / f"shard-{name}.parquet"
         values = pa.array(matrix.reshape(-1), type=pa.float32())
         column = pa.FixedSizeListArray.from_arrays(values, self.dim)

@@ -8,10 +8,10 @@ the cache's ``meta.json`` record, also for a model that is not fitted yet.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from mfrbench.digest import sha256_text
 from mfrbench.errors import UserError
 from mfrbench.models.base import EmbeddingModel, ModelIdentity, cache_key_of
 
@@ -60,5 +60,5 @@ def model_id_of(model: EmbeddingModel, distance: str) -> str:
     )
     key = cache_key_of(identity, model.preprocess)
     if distance != model.default_distance:
-        key = hashlib.sha256(f"{key}:{distance}".encode()).hexdigest()
+        key = sha256_text(f"{key}:{distance}")
     return f"{model.name}@{key[:12]}"

@@ -20,7 +20,6 @@ a report whose ``verification`` block is built exactly as a run's (``breakdown``
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import math
 import re
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from mfrbench import __version__
+from mfrbench.digest import sha256_file
 from mfrbench.errors import UserError
 from mfrbench.evaluate.breakdown import verification_sets
 from mfrbench.evaluate.report import REPORT_SCHEMA_VERSION
@@ -340,7 +340,7 @@ def read_score_file(
     # the file's distances with distance=True; else a stand-in (reports drop distance_stats)
     cols["distance"] = (-score).tolist()
     _check_classes(path, cols, np.isfinite(score))
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     return ScoreFile(path, fmt, cols, frozenset(present), digest, distance)
 
 

@@ -19,13 +19,13 @@ class only as a ``siamese`` factory), and the head and its weights come from
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mfrbench.digest import sha256_text
 from mfrbench.errors import UserError
 from mfrbench.models.base import HeadModel, ModelIdentity, Options, canonical_json, sha256_file
 from mfrbench.models.registry import create_model
@@ -132,11 +132,11 @@ class SiameseModel(HeadModel):
         self.preprocess = self.backbone.preprocess
         self.embedding_size = int(self.head_config.hidden[-1])
         self.default_distance = config.get("distance", "cosine")
-        self.weights_digest = hashlib.sha256(
+        self.weights_digest = sha256_text(
             canonical_json(
                 {"heads": config["weights"]["sha256"], "only": only, "backbone": bb["cache_key"]}
-            ).encode()
-        ).hexdigest()
+            )
+        )
 
     @classmethod
     def check(cls, path: str | None = None, **options: Any) -> tuple[bool, str]:

@@ -37,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from mfrbench import __version__
+from mfrbench.digest import sha256_file
 from mfrbench.errors import UserError
 from mfrbench.manifest import write_json_atomic, write_table_atomic
 from mfrbench.models.base import EmbeddingModel, FineTunable, HeadModel
@@ -407,7 +408,7 @@ def train_siamese(
         tensors.update({f"{name}/{BACKBONE}/{k}": v for k, v in backbone_state.items()})
     weights = out / WEIGHTS
     write_safetensors(weights, tensors, {"format": FORMAT, "protocol": pid})
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    digest = sha256_file(weights)
     cv = None
     if cv_done:
         accs = [r.best_val_accuracy for r in cv_done if r.best_val_accuracy is not None]
