@@ -23,10 +23,9 @@ from mfrbench.evaluate.report import (
     NIST_HEADER,
     NIST_NOTE,
     THRESHOLD_HEADER,
+    all_impostors_rows,
     nist_rows,
-    num,
     pct,
-    rate_cell,
     summary_row,
     threshold_rows,
     too_small,
@@ -157,33 +156,7 @@ def _breakdowns(ver: Mapping[str, Any]) -> str:
 def _all_impostors(block: Mapping[str, Any] | None) -> str:
     if not block:
         return ""
-    sets = list(block["by_pair_type"].items())
-    sets += [(f"colour {c}", v) for c, v in block["by_colour"].items() if c != "none"]
-    rows = [
-        [
-            name,
-            f"{v['n_genuine']:,}",
-            f"{v['n_impostor']:,}",
-            rate_cell(v["tar_at_far"].get("0.01")),
-            rate_cell(v["tar_at_far"].get("0.001")),
-            rate_cell(v["tar_at_far"].get("0.0001")),
-            rate_cell(v["tar_at_far"].get("1e-05")),
-            ("~" if not v["eer"]["exact"] else "") + pct(v["eer"]["value"]),
-            num(v.get("d_prime"), 2),
-        ]
-        for name, v in sets
-    ]
-    header = (
-        "pairs",
-        "genuine",
-        "impostors",
-        "TAR@1e-2",
-        "TAR@1e-3",
-        "TAR@1e-4",
-        "TAR@1e-5",
-        "EER",
-        "d'",
-    )
+    header, rows = all_impostors_rows(block, ("0.01", "0.001", "0.0001", "1e-05"))
     nist = nist_rows(block)
     return _section(
         "All-vs-all impostors",

@@ -245,6 +245,31 @@ def nist_rows(block: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+_FAR_LABEL = {"0.01": "1e-2", "0.001": "1e-3", "0.0001": "1e-4", "1e-05": "1e-5"}
+
+
+def all_impostors_rows(
+    block: Mapping[str, Any], fars: Sequence[str]
+) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the all-vs-all table: per pair type and mask colour, genuine and
+    impostor counts, TAR at each of ``fars`` (report.json keys), EER and d'."""
+    sets = list(block["by_pair_type"].items())
+    sets += [(f"colour {c}", v) for c, v in block["by_colour"].items() if c != "none"]
+    header = ["pairs", "genuine", "impostors", *(f"TAR@{_FAR_LABEL[f]}" for f in fars), "EER", "d'"]
+    rows = [
+        [
+            name,
+            f"{v['n_genuine']:,}",
+            f"{v['n_impostor']:,}",
+            *(rate_cell(v["tar_at_far"].get(f)) for f in fars),
+            ("~" if not v["eer"]["exact"] else "") + pct(v["eer"]["value"]),
+            num(v.get("d_prime"), 2),
+        ]
+        for name, v in sets
+    ]
+    return header, rows
+
+
 def _all_impostors_md(block: Mapping[str, Any] | None) -> list[str]:
     """Genuine pairs against every impostor comparison (``--impostors all``)."""
     if not block:
@@ -259,25 +284,7 @@ def _all_impostors_md(block: Mapping[str, Any] | None) -> list[str]:
         f"{block.get('exact_tail_max', 0):,} of them).",
         "",
     ]
-    rows = []
-    sets = [(t, v) for t, v in block["by_pair_type"].items()]
-    sets += [(f"colour {c}", v) for c, v in block["by_colour"].items() if c != "none"]
-    for name, v in sets:
-        rows.append(
-            [
-                name,
-                f"{v['n_genuine']:,}",
-                f"{v['n_impostor']:,}",
-                rate_cell(v["tar_at_far"].get("0.001")),
-                rate_cell(v["tar_at_far"].get("0.0001")),
-                rate_cell(v["tar_at_far"].get("1e-05")),
-                ("~" if not v["eer"]["exact"] else "") + pct(v["eer"]["value"]),
-                num(v.get("d_prime"), 2),
-            ]
-        )
-    out += _md_table(
-        ["pairs", "genuine", "impostors", "TAR@1e-3", "TAR@1e-4", "TAR@1e-5", "EER", "d'"], rows
-    )
+    out += _md_table(*all_impostors_rows(block, ("0.001", "0.0001", "1e-05")))
     rows = nist_rows(block)
     if rows:
         out += ["", NIST_NOTE, ""]
