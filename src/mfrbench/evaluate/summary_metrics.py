@@ -87,7 +87,12 @@ def tar_at_far(genuine: Any, imp: ScoreSummary, far: float) -> dict[str, Any]:
         "min_impostors": metrics.min_impostors(far),
     }
     if imp.n < entry["min_impostors"]:
-        return {**entry, "value": None, "threshold": None, "reason": _not_enough(imp.n, far)}
+        return {
+            **entry,
+            "value": None,
+            "threshold": None,
+            "reason": metrics.not_enough_reason(imp.n, far),
+        }
     t, exact = imp.threshold_at_fmr(far)
     return {**entry, "value": 1.0 - fnmr_at(g, t), "threshold": t, "exact": exact}
 
@@ -100,7 +105,12 @@ def fnmr_at_fmr(
     g = _gen(genuine)
     entry: dict[str, Any] = {"fmr": fmr, "threshold_source": source, "n_impostors": control.n}
     if control.n < metrics.min_impostors(fmr):
-        return {**entry, "value": None, "threshold": None, "reason": _not_enough(control.n, fmr)}
+        return {
+            **entry,
+            "value": None,
+            "threshold": None,
+            "reason": metrics.not_enough_reason(control.n, fmr),
+        }
     t, exact = control.threshold_at_fmr(fmr)
     here, here_exact = imp.fmr_at(t)
     return {
@@ -112,10 +122,6 @@ def fnmr_at_fmr(
         "fmr_here_exact": here_exact,
         "fmr_shift": None if here is None or fmr == 0 else here / fmr,
     }
-
-
-def _not_enough(n: int, rate: float) -> str:
-    return f"not enough data: {n} impostors < {metrics.min_impostors(rate)} (10 / {rate:g})"
 
 
 def summary_report(

@@ -56,7 +56,11 @@ from mfrbench.evaluate.metrics.identification import (
     open_set_margin,
     rank1,
 )
-from mfrbench.evaluate.metrics.verification import DEFAULT_FARS, verification_report
+from mfrbench.evaluate.metrics.verification import (
+    DEFAULT_FARS,
+    not_enough_reason,
+    verification_report,
+)
 
 __all__ = [
     "DEFAULT_FARS",
@@ -74,6 +78,7 @@ __all__ = [
     "fnmr_at_fmr_threshold",
     "kfold_accuracy",
     "min_impostors",
+    "not_enough_reason",
     "open_set_margin",
     "rank1",
     "roc",

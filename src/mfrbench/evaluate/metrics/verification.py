@@ -37,7 +37,7 @@ def _rate_key(rate: float) -> str:
     return f"{rate:g}"
 
 
-def _not_enough(n_impostors: int, rate: float) -> str:
+def not_enough_reason(n_impostors: int, rate: float) -> str:
     return f"not enough data: {n_impostors} impostors < {min_impostors(rate)} (10 / {rate:g})"
 
 
@@ -128,7 +128,9 @@ def verification_report(
         entry: dict[str, Any] = {"far": far, "n_impostors": int(imp.size)}
         entry["min_impostors"] = min_impostors(far)
         if imp.size < entry["min_impostors"]:
-            entry.update(value=None, threshold=None, ci95=None, reason=_not_enough(imp.size, far))
+            entry.update(
+                value=None, threshold=None, ci95=None, reason=not_enough_reason(imp.size, far)
+            )
         else:
             t = threshold_at_fmr(imp, far)
             entry.update(value=1.0 - fnmr_at_fmr_threshold(gen, t), threshold=t)
@@ -144,7 +146,9 @@ def verification_report(
     for fmr in fars:
         entry = {"fmr": fmr, "threshold_source": source, "n_impostors": int(control_imp.size)}
         if control_imp.size < min_impostors(fmr):
-            entry.update(value=None, threshold=None, reason=_not_enough(control_imp.size, fmr))
+            entry.update(
+                value=None, threshold=None, reason=not_enough_reason(control_imp.size, fmr)
+            )
         else:
             t = threshold_at_fmr(control_imp, fmr)
             entry.update(
