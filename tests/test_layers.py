@@ -3,7 +3,7 @@
 Layers, lowest first (issue 12's picture: cli -> {train, evaluate} -> {models, protocol,
 pairs} -> {vision, datasets} -> {digest/io, errors})::
 
-    0  the package root (``__version__``), errors, digest, manifest, workers, fetch, colors
+    0  the package root (``__version__``), errors, digest, records, manifest, workers, fetch, colors
     1  vision, datasets
     2  models, protocol, pairs (and its parser pairs_mlfw), faces, synth
     3  evaluate, train
@@ -29,7 +29,7 @@ import mfrbench
 PACKAGE = Path(mfrbench.__file__).resolve().parent
 
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"mfrbench", "errors", "digest", "manifest", "workers", "fetch", "colors"}),
+    frozenset({"mfrbench", "errors", "digest", "records", "manifest", "workers", "fetch", "colors"}),
     frozenset({"vision", "datasets"}),
     frozenset({"models", "protocol", "pairs", "pairs_mlfw", "faces", "synth"}),
     frozenset({"evaluate", "train"}),

@@ -1,0 +1,21 @@
+"""The typed records match the protocol's canonical key lists, field for field and in order."""
+
+from __future__ import annotations
+
+from typing import get_type_hints
+
+from mfrbench import protocol, records
+
+
+def test_image_ref_fields_are_the_canonical_image_keys():
+    assert tuple(get_type_hints(records.ImageRef)) == protocol.IMAGE_KEYS
+
+
+def test_pair_fields_are_the_canonical_pair_keys():
+    assert tuple(get_type_hints(records.Pair)) == protocol.PAIR_KEYS
+
+
+def test_protocol_blocks_are_the_canonical_keys():
+    assert tuple(get_type_hints(records.Protocol)) == protocol.TOP_KEYS
+    assert tuple(get_type_hints(records.DatasetInfo)) == protocol.DATASET_KEYS
+    assert tuple(get_type_hints(records.Generation)) == protocol.GENERATION_KEYS
