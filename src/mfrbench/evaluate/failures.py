@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from mfrbench.errors import ImageError, UserError
+from mfrbench.records import Protocol
 
 #: Height in pixels of each prepared crop in a thumbnail.
 THUMB_HEIGHT = 112
@@ -290,7 +291,7 @@ def load_scores(run_dir: str | Path) -> dict[str, list[Any]]:
     return read_scores(Path(run_dir) / "scores.parquet").to_pydict()
 
 
-def load_run_protocol(report: Mapping[str, Any], protocol: str | Path | None = None) -> dict:
+def load_run_protocol(report: Mapping[str, Any], protocol: str | Path | None = None) -> Protocol:
     """The protocol a run was made with: ``protocol``, else the file named in its report;
     UserError unless its digest is the run's."""
     from mfrbench.protocol import load_protocol

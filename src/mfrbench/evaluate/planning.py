@@ -27,6 +27,7 @@ from mfrbench.errors import ImageError, UserError
 from mfrbench.evaluate.embedding import Progress
 from mfrbench.evaluate.prepare import content_key, prepare
 from mfrbench.models.base import EmbeddingModel, HeadModel
+from mfrbench.records import Protocol
 
 
 @dataclass
@@ -45,7 +46,9 @@ def image_ids(pairs: Sequence[Mapping[str, Any]], idx: Sequence[int]) -> list[st
     return sorted({pairs[i][s] for i in idx for s in ("a", "b")})
 
 
-def pair_groups(protocol: dict, eval_idx: list[int], needs_fit: bool) -> tuple[list[Group], str]:
+def pair_groups(
+    protocol: Protocol, eval_idx: list[int], needs_fit: bool
+) -> tuple[list[Group], str]:
     """The embedding spaces of a run and a sentence saying how the model was fitted."""
     pairs, images = protocol["pairs"], {img["id"]: img for img in protocol["images"]}
 
@@ -56,8 +59,9 @@ def pair_groups(protocol: dict, eval_idx: list[int], needs_fit: bool) -> tuple[l
         fit_ids = image_ids(pairs, train)
         how = f"fitted once on the {len(fit_ids)} images of the train split's pairs"
         return [Group("train", eval_idx, image_ids(pairs, eval_idx), fit_ids)], how
-    folds = sorted({pairs[i]["fold"] for i in eval_idx})
-    if None in folds or len(folds) < 2:
+    fold_of = [pairs[i]["fold"] for i in eval_idx]
+    folds = sorted({f for f in fold_of if f is not None})
+    if None in fold_of or len(folds) < 2:
         raise UserError(
             "this model must be fitted, but the protocol has neither a train split nor "
             "folds to hold out; use a protocol with a train split"
@@ -77,7 +81,9 @@ def pair_groups(protocol: dict, eval_idx: list[int], needs_fit: bool) -> tuple[l
     return groups, how
 
 
-def head_groups(protocol: dict, eval_idx: list[int], model: HeadModel) -> tuple[list[Group], str]:
+def head_groups(
+    protocol: Protocol, eval_idx: list[int], model: HeadModel
+) -> tuple[list[Group], str]:
     """Groups for a trained head: one, or one per fold for per-fold heads; refuses leakage.
 
     A per-fold model only evaluates the protocol it was trained on (its folds mean nothing
