@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mfrbench.evaluate.failures import Failure, FailureSet
-from mfrbench.evaluate.report import (
+from mfrbench.evaluate.formatting import (
     MIN_GROUP_PAIRS,
     NIST_HEADER,
     NIST_NOTE,

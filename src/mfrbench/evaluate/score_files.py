@@ -508,7 +508,7 @@ def write_score_report(
 ) -> dict[str, Path]:
     """Write ``report.json``, ``report.md`` and (``plots``: of the scored test rows of ``sf``)
     ``roc.png``, ``det.png`` and ``scores_hist.png`` into ``out``."""
-    from mfrbench.evaluate.report import write_plots
+    from mfrbench.evaluate.plots import write_plots
     from mfrbench.manifest import write_json_atomic
 
     out = Path(out)
