@@ -1,13 +1,15 @@
 """Worker processes: how many a command uses by default (the CPUs this process may run on),
-the one-thread-per-model pinning that keeps outputs the same for any worker count, and the
-spawned process pool every parallel stage runs on."""
+the one-thread-per-model pinning that keeps outputs the same for any worker count, the
+spawned process pool every parallel stage runs on, and the thread map for work that releases
+the GIL (hashing, image encoding)."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -97,3 +99,30 @@ def spawn_map(
         raise UserError(BROKEN_POOL.format(why=exc)) from exc
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
+
+
+def thread_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``fn`` over ``items`` on ``workers`` threads, results lazily in input order.
+
+    For work that releases the GIL (hashlib, image codecs). Items are submitted as results are
+    taken, at most ``2 * workers`` ahead, so memory stays flat over any number of items (unlike
+    ``Executor.map``, which submits everything at once). ``workers <= 1`` runs ``fn`` inline on
+    the calling thread. An exception from ``fn`` is raised at its item's place in the order;
+    stopping early cancels the work not yet started and waits for what is running.
+    """
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    ahead = 2 * workers
+    pending: deque[Future[R]] = deque()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
