@@ -15,6 +15,7 @@ from mfrbench import pairs as P
 from mfrbench.datasets import Record, get_dataset
 from mfrbench.errors import UserError
 from mfrbench.manifest import rows_to_table
+from mfrbench.pairs import rmfrd as R
 
 COLORS = ("black", "white", "blue")
 RGB = {"black": [0, 0, 0], "white": [255, 255, 255], "blue": [135, 206, 250]}
@@ -259,7 +260,7 @@ def test_first_n_coverage_matches_brute_force(n):
     )
     total = sum(1 for x in m for y in u if x != y)
     n = min(n, total)
-    assert P._first_n_coverage(m, u, n) == brute_first_n(images, n)
+    assert R._first_n_coverage(m, u, n) == brute_first_n(images, n)
 
 
 def test_rmfrd_on_manifest_never_pairs_a_photo_with_itself_and_uses_one_colour_per_source():
@@ -314,7 +315,7 @@ def test_rejection_of_duplicate_content_keeps_sampling_exact():
     u_ident = np.array([0, 1, 1, 2, 2])
     m_sha = np.array([10, 11, 12, 13])
     u_sha = np.array([20, 12, 21, 11, 22])  # m2/u1 same id+content; m1/u3 cross duplicate
-    r, c = P._sample_cross(rng, m_ident, m_sha, u_ident, u_sha, 13)
+    r, c = R._sample_cross(rng, m_ident, m_sha, u_ident, u_sha, 13)
     got = set(zip(r.tolist(), c.tolist(), strict=True))
     want = {
         (i, j)
@@ -323,7 +324,7 @@ def test_rejection_of_duplicate_content_keeps_sampling_exact():
         if m_ident[i] != u_ident[j] and m_sha[i] != u_sha[j]
     }
     assert got == want and len(r) == 13
-    assert P._cross_duplicates(m_ident, m_sha, u_ident, u_sha) == 1
+    assert R._cross_duplicates(m_ident, m_sha, u_ident, u_sha) == 1
 
 
 def test_unreadable_sources_left_out_with_warning():

@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from mfrbench import pairs as P
-from mfrbench import pairs_mlfw as M
 from mfrbench.errors import UserError
 from mfrbench.manifest import SYNTH_SCHEMA, rows_to_table, with_metadata
+from mfrbench.pairs import mlfw as M
 from mfrbench.protocol import freeze, load_protocol
 
 COLORS = ("black", "white", "blue")

@@ -4,7 +4,7 @@ Synthetic images carry the face synth found on the photo before masking. Real im
 mfr2|rmfrd|folder``) get the same treatment here: the synth detector cascade (MTCNN, falling
 back to dlib HOG and Haar) and landmark model run once per distinct source file, and each
 ImageRef records box, detector box and score, five alignment points and the 68 anchors
-(``pairs.face_fields``), or ``face_status = "no_face"`` when no detector of the cascade found
+(:func:`face_fields`), or ``face_status = "no_face"`` when no detector of the cascade found
 one. The evaluator then prepares every model's input from these frozen points; what it does
 with a ``no_face`` image is stated in ``evaluate.prepare`` and counted in the report.
 
@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 from mfrbench.errors import ImageError, UserError
+from mfrbench.records import ImageRef
 from mfrbench.workers import restore_threads, single_threaded, spawn_map
 
 #: face policies that fit a dataset when "auto" is asked for (as synth's --face-policy auto)
@@ -34,6 +35,20 @@ CENTRED_DATASETS = ("lfw", "mfr2", "rmfrd")
 #: no false faces), then dlib HOG and Haar.
 REAL_IMAGE_CASCADE = "mtcnn,blazeface-short,dlib,haar"
 _CHUNK = 16
+
+
+class FaceFields(TypedDict):
+    """The :class:`~mfrbench.records.ImageRef` fields that describe the face of its source photo."""
+
+    face_status: str | None
+    face_box: list[int] | None
+    det_box: list[float] | None
+    det_score: float | None
+    detector: str | None
+    landmarks: str | None
+    points5: list[list[float]] | None
+    points5_source: str | None
+    landmarks68: list[list[int]] | None
 
 
 @dataclass(frozen=True)
@@ -77,7 +92,7 @@ def face_fields(
     landmarks_backend: str,
     landmarks68: Sequence[float],
     det_points5: Sequence[float] | None,
-) -> dict[str, Any]:
+) -> FaceFields:
     """The ImageRef fields of a face found on the source photo (before any mask).
 
     ``landmarks68`` and ``det_points5`` are flat ``x0, y0, ...`` lists in source pixels; the
@@ -127,8 +142,8 @@ class FaceFinder:
         self.cascade.load_all()
         self.landmarker = make_landmarker(config.landmarks)
 
-    def find(self, rgb: np.ndarray) -> dict[str, Any]:
-        """The frozen face fields of one image (``pairs.face_fields``), or face_status no_face."""
+    def find(self, rgb: np.ndarray) -> FaceFields:
+        """The frozen face fields of one image (:func:`face_fields`), or face_status no_face."""
         from mfrbench.vision.anchors import to_canonical68
         from mfrbench.vision.detect import select_face
         from mfrbench.vision.roi import expand_box
@@ -158,13 +173,19 @@ class FaceFinder:
         )
 
 
-def no_face() -> dict[str, Any]:
-    """The face fields of an image where the cascade found no face."""
-    from mfrbench.protocol import FACE_KEYS
-
-    out: dict[str, Any] = dict.fromkeys((*FACE_KEYS, "detector", "landmarks"))
-    out["face_status"] = "no_face"
-    return out
+def no_face() -> FaceFields:
+    """The face fields of an image where the cascade found no face (all null but the status)."""
+    return {
+        "face_box": None,
+        "det_box": None,
+        "det_score": None,
+        "points5": None,
+        "points5_source": None,
+        "landmarks68": None,
+        "detector": None,
+        "landmarks": None,
+        "face_status": "no_face",
+    }
 
 
 def _load(root: Path, rel: str, sha: str) -> np.ndarray:
@@ -185,9 +206,9 @@ def _init(config: FaceConfig, root: str) -> None:
     _WORKER["root"] = Path(root)
 
 
-def _find_chunk(chunk: list[tuple[str, str]]) -> list[dict[str, Any] | tuple[str, str]]:
+def _find_chunk(chunk: list[tuple[str, str]]) -> list[FaceFields | tuple[str, str]]:
     finder, root = _WORKER["finder"], _WORKER["root"]
-    out: list[dict[str, Any] | tuple[str, str]] = []
+    out: list[FaceFields | tuple[str, str]] = []
     for rel, sha in chunk:
         try:
             out.append(finder.find(_load(root, rel, sha)))
@@ -198,13 +219,13 @@ def _find_chunk(chunk: list[tuple[str, str]]) -> list[dict[str, Any] | tuple[str
 
 
 def detect_faces(
-    images: Sequence[Mapping[str, Any]],
+    images: Sequence[ImageRef],
     root: Path,
     config: FaceConfig,
     *,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[list[dict[str, Any]], Counter]:
+) -> tuple[list[ImageRef], Counter[str]]:
     """Real ImageRefs with their faces frozen; and counts by outcome (detector or no_face).
 
     Synthetic refs and refs of unreadable files (empty sha256) pass through unchanged; a file
@@ -221,10 +242,10 @@ def detect_faces(
         }
     )
     chunks = [sources[i : i + _CHUNK] for i in range(0, len(sources), _CHUNK)]
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, FaceFields] = {}
     done = 0
 
-    def take(chunk: list[tuple[str, str]], results: list) -> None:
+    def take(chunk: list[tuple[str, str]], results: Sequence[FaceFields | tuple[str, str]]) -> None:
         nonlocal done
         for (rel, _), res in zip(chunk, results, strict=True):
             if isinstance(res, tuple):
@@ -247,10 +268,10 @@ def detect_faces(
         finally:
             restore_threads(saved)
             _WORKER.clear()
-    out: list[dict[str, Any]] = []
+    out: list[ImageRef] = []
     counts: Counter[str] = Counter()
     for im in images:
-        ref = dict(im)
+        ref = im.copy()
         if not ref["synthetic"] and ref["src_path"] in found:
             ref.update(found[ref["src_path"]])
             counts[ref["detector"] or "no_face"] += 1

@@ -18,6 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mfrbench.errors import UserError
+from mfrbench.pairs.pairset import MASKED_MASKED, PairDraft
+from mfrbench.pairs.sources import SHOW, Source
+from mfrbench.records import ImageRef
 from mfrbench.vision.augment import make_rng
 
 PER_PHOTO = "per-photo"
@@ -26,10 +29,9 @@ MLFW = "mlfw"
 MASK_ASSIGNMENTS = (PER_PHOTO, MLFW)
 #: Share of impostor pairs whose two sides get the same colour (MLFW: all of them).
 DEFAULT_IMPOSTOR_SAME = 1.0
-_BOTH_MASKED = "masked-masked"  # the pair type this applies to (pairs.MASKED_MASKED)
 
 
-def resolve(
+def resolve_mask_assignment(
     mask_assignment: str, impostor_same: float | None, pair_types: Sequence[str]
 ) -> float | None:
     """Check the option; the impostor same-colour probability under mlfw, else None.
@@ -48,7 +50,7 @@ def resolve(
                 "the impostor same-mask probability applies only to mask assignment mlfw"
             )
         return None
-    if _BOTH_MASKED not in pair_types:
+    if MASKED_MASKED not in pair_types:
         raise UserError(
             "mask assignment mlfw needs both sides masked: add the masked-masked pair type"
         )
@@ -72,7 +74,7 @@ def check_colors(colors: Sequence[str]) -> None:
         )
 
 
-def color_variants(images: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+def color_variants(images: Iterable[ImageRef]) -> dict[str, dict[str, str]]:
     """Per source path, its synthetic masked images by colour: ``{src: {colour: image id}}``."""
     out: dict[str, dict[str, str]] = {}
     for im in images:
@@ -107,33 +109,37 @@ def pair_colors(
     return choices[i], choices[j + (j >= i)]
 
 
+def _variant(variants: Mapping[str, Mapping[str, str]], src: str, color: str) -> str:
+    image = variants.get(src, {}).get(color)
+    if image is None:
+        raise UserError(f"{src}: no mask-{color} image for an mlfw pair (failed synth?)")
+    return image
+
+
 def assign(
-    pairs: Sequence[Mapping[str, Any]],
-    by_id: Mapping[str, Mapping[str, Any]],
+    pairs: Sequence[PairDraft],
+    by_id: Mapping[str, ImageRef],
     colors: Sequence[str],
     seed: int,
     impostor_same: float,
-) -> list[dict[str, Any]]:
+) -> list[PairDraft]:
     """``pairs`` with every masked-masked pair's sides re-pointed at the colours drawn by
     :func:`pair_colors`; other pairs unchanged. A variant the draw needs but ``by_id`` lacks
     raises :class:`UserError` (callers keep only sources having every colour)."""
     variants = color_variants(by_id.values())
     out = []
     for p in pairs:
-        p = dict(p)
-        if p["pair_type"] == _BOTH_MASKED:
+        p = p.copy()
+        if p["pair_type"] == MASKED_MASKED:
             a_src, b_src = by_id[p["a"]]["src_path"], by_id[p["b"]]["src_path"]
             ca, cb = pair_colors(a_src, b_src, p["label"], colors, seed, impostor_same)
-            for side, src, c in (("a", a_src, ca), ("b", b_src, cb)):
-                image = variants.get(src, {}).get(c)
-                if image is None:
-                    raise UserError(f"{src}: no mask-{c} image for an mlfw pair (failed synth?)")
-                p[side] = image
+            p["a"] = _variant(variants, a_src, ca)
+            p["b"] = _variant(variants, b_src, cb)
         out.append(p)
     return out
 
 
-def tally(pairs: Iterable[Mapping[str, Any]], by_id: Mapping[str, Mapping[str, Any]]) -> dict:
+def tally(pairs: Iterable[PairDraft], by_id: Mapping[str, ImageRef]) -> dict[str, Any]:
     """Masked-masked pairs counted by label and whether their two colours agree (summary)."""
     counts = {
         "genuine_same": 0,
@@ -142,8 +148,44 @@ def tally(pairs: Iterable[Mapping[str, Any]], by_id: Mapping[str, Mapping[str, A
         "impostor_different": 0,
     }
     for p in pairs:
-        if p["pair_type"] == _BOTH_MASKED:
+        if p["pair_type"] == MASKED_MASKED:
             kind = "genuine" if p["label"] == 1 else "impostor"
             same = by_id[p["a"]]["color"] == by_id[p["b"]]["color"]
             counts[f"{kind}_{'same' if same else 'different'}"] += 1
     return {"mask_assignment": MLFW, **counts}
+
+
+def leave_out_short_sources(
+    sources: Mapping[str, Source], by_id: Mapping[str, ImageRef], colors: Sequence[str]
+) -> list[str]:
+    """A source lacking any of ``colors`` loses its masked side (so it is left out); the
+    warning saying how many."""
+    check_colors(colors)
+    variants = color_variants(by_id.values())
+    short = [
+        s
+        for s in sources.values()
+        if s.masked is not None and missing_colors(variants.get(s.src_path, {}), colors)
+    ]
+    for s in short:
+        s.masked = None
+    if not short:
+        return []
+    return [
+        f"mask assignment mlfw: {len(short)} source image(s) lack a mask colour and are left "
+        "out: " + ", ".join(s.src_path for s in short[:SHOW])
+    ]
+
+
+def record(
+    same: float | None,
+    generation: dict[str, Any],
+    summary: dict[str, Any],
+    pairs: Sequence[PairDraft],
+    by_id: Mapping[str, ImageRef],
+) -> None:
+    """Under mlfw, add its parameters to ``generation`` and the colour tally to ``summary``
+    (per-photo: nothing, so old protocols keep their digests)."""
+    if same is not None:
+        generation.update(params(same))
+        summary["mask_pairs"] = tally(pairs, by_id)
