@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mfrbench.cli_progress import LogProgress
+from mfrbench.cli.progress import LogProgress
 
 
 def test_log_progress_lines() -> None:

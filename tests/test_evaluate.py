@@ -351,7 +351,7 @@ def test_metrics_by_detector_and_landmarks(tiny, tmp_path: Path) -> None:
     assert ver["by_landmarks"]["dlib"]["auc"] == ver["overall"]["auc"]
     assert "by_detector" not in run.report  # the breakdown lives in "verification"
     md = (run.out_dir / "report.md").read_text()
-    from mfrbench.evaluate.report import MIN_GROUP_PAIRS
+    from mfrbench.evaluate.formatting import MIN_GROUP_PAIRS
 
     assert any(v["n_pairs"] >= MIN_GROUP_PAIRS for v in by_det.values())
     assert any(v["n_pairs"] < MIN_GROUP_PAIRS for v in by_det.values())
@@ -523,8 +523,10 @@ def test_report_compare_and_cli(tiny, tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from mfrbench.cli_eval import eval_command, parse_model_opts, report_app
-    from mfrbench.evaluate.report import compare_table
+    from mfrbench.cli.common import parse_model_opts
+    from mfrbench.cli.evaluate import eval_command
+    from mfrbench.cli.report import report_app
+    from mfrbench.evaluate.compare import compare_table
 
     a = _run(tiny, FakeModel(_oracle_table(tiny)), tmp_path)
     b = _run(tiny, FakeModel(tag="random"), tmp_path, distance="euclidean")
@@ -662,7 +664,7 @@ def test_eval_command_prints_summary(tiny, tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from mfrbench.cli_eval import eval_command
+    from mfrbench.cli.evaluate import eval_command
 
     try:
         from mfrbench.models.registry import create_model
@@ -818,7 +820,7 @@ def test_report_schema_version_written_and_checked(tiny, tmp_path: Path) -> None
 
 
 def test_nist_rows_show_only_resolvable_control_rates() -> None:
-    from mfrbench.evaluate.report import nist_rows
+    from mfrbench.evaluate.formatting import nist_rows
 
     src = "control impostors (unmasked-unmasked, all-vs-all)"
     entry = {"value": 0.25, "threshold": -0.5, "threshold_source": src, "exact": True}

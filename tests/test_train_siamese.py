@@ -130,7 +130,7 @@ def test_protocol_without_train_or_folds_is_refused(protocols) -> None:
 def test_train_on_real_embeddings_then_evaluate(protocols, tmp_path: Path) -> None:
     """The CI check: a tiny head on lfw-mini dlib embeddings; the loss falls; eval reads it."""
     _dlib_or_skip()
-    from mfrbench.evaluate.report import compare_table
+    from mfrbench.evaluate.compare import compare_table
     from mfrbench.evaluate.runner import evaluate
 
     result = _train(protocols, "folds", tmp_path / "m1", epochs=6)

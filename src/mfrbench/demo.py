@@ -57,8 +57,8 @@ def run_demo(
     say: Callable[[str], None] = print,
 ) -> DemoResult:
     """Run every stage into ``out``; ``say`` reports each stage and where its output is."""
+    from mfrbench.evaluate.compare import compare_table
     from mfrbench.evaluate.html_report import write_html_report
-    from mfrbench.evaluate.report import compare_table
     from mfrbench.evaluate.runner import evaluate
     from mfrbench.pairs import images_from_manifest, lfw_folds
     from mfrbench.protocol import freeze, protocol_id, write_protocol

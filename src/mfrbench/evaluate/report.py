@@ -2,8 +2,7 @@
 
 The Markdown report renders every block of report.json (``docs/metrics.md``) with the shared
 formatters of ``formatting.py``; the plots are drawn by ``plots.py`` and the side-by-side
-comparison of runs by ``compare.py``. The formatters, plots and comparison are re-exported here
-for callers that imported them from this module.
+comparison of runs by ``compare.py``.
 """
 
 from __future__ import annotations
@@ -12,9 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-# TEMPORARY re-exports while callers move to formatting / plots / compare (issue 12).
-from mfrbench.evaluate.compare import compare_table as compare_table
-from mfrbench.evaluate.compare import pair_set as pair_set
 from mfrbench.evaluate.formatting import (
     MIN_GROUP_PAIRS,
     NIST_HEADER,
@@ -32,10 +28,6 @@ from mfrbench.evaluate.formatting import (
     threshold_rows,
     too_small,
 )
-from mfrbench.evaluate.formatting import fnmr_cell as fnmr_cell
-from mfrbench.evaluate.formatting import rate_cell as rate_cell
-from mfrbench.evaluate.formatting import tar_cell as tar_cell
-from mfrbench.evaluate.plots import write_plots as write_plots
 from mfrbench.manifest import write_bytes_atomic, write_json_atomic
 
 #: report.json layout version: 1 = issues 4-10 (no key), 2 = adds ``all_impostors``,

@@ -1,6 +1,6 @@
 """`mfrbench train siamese`: a thin wrapper over ``train.siamese.train_siamese``.
 
-Registered by ``cli.py`` as the ``train`` command group. User mistakes raise UserError (one
+Registered by ``cli.main`` as the ``train`` command group. User mistakes raise UserError (one
 line, exit 2, printed by ``cli.main``).
 """
 
@@ -12,7 +12,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mfrbench.cli_eval import default_root, out_console, parse_model_opts, stage_progress
+from mfrbench.cli.common import default_root, out_console, parse_model_opts
+from mfrbench.cli.options import BackboneOpt, CacheDir, DataRoot, ProtocolOption
+from mfrbench.cli.progress import stage_progress
 from mfrbench.errors import UserError
 from mfrbench.workers import DEFAULT_WORKERS
 
@@ -32,19 +34,13 @@ def parse_hidden(text: str) -> tuple[int, ...]:
 
 @train_app.command("siamese")
 def siamese_command(
-    protocol: Annotated[Path, typer.Option(help="A frozen protocol file.")],
+    protocol: ProtocolOption,
     backbone: Annotated[
         str, typer.Option(help="Embedding plugin to train over (plugin:NAME or NAME), frozen.")
     ],
     out: Annotated[Path, typer.Option(help="Folder for the trained model (siamese:OUT).")],
-    root: Annotated[
-        Path | None,
-        typer.Option(help="Dataset root with the source images (else $MFRBENCH_DATA/<dataset>)."),
-    ] = None,
-    backbone_opt: Annotated[
-        list[str] | None,
-        typer.Option("--backbone-opt", help="Backbone plugin option key=value (repeatable)."),
-    ] = None,
+    root: DataRoot = None,
+    backbone_opt: BackboneOpt = None,
     head: Annotated[str, typer.Option(help="Fully connected widths; the last is the output.")] = (
         "512,256"
     ),
@@ -74,14 +70,11 @@ def siamese_command(
     workers: Annotated[
         int, typer.Option(help="Backbone embedding worker processes (default: the usable CPUs).")
     ] = DEFAULT_WORKERS,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(help="Embedding cache (else $MFRBENCH_CACHE/embeddings or ~/.cache/...)."),
-    ] = None,
+    cache_dir: CacheDir = None,
     plots: Annotated[bool, typer.Option(help="Write loss.png and accuracy.png.")] = True,
 ) -> None:
     """Train a Siamese head over frozen backbone embeddings; evaluate it as siamese:OUT."""
-    from mfrbench.evaluate.report import pct
+    from mfrbench.evaluate.formatting import num, pct
     from mfrbench.train.siamese import train_siamese
 
     options = parse_model_opts(backbone_opt, "--backbone-opt")
@@ -133,8 +126,8 @@ def siamese_command(
             highlight=False,
         )
     out_console.print(
-        f"checkpoint sha256 {result.checkpoint_sha256}; {result.timings.get('train', 0):.1f} s "
-        f"training, peak RSS {result.peak_rss_mib:.0f} MiB\n"
+        f"checkpoint sha256 {result.checkpoint_sha256}; {num(result.timings.get('train', 0), 1)} "
+        f"s training, peak RSS {num(result.peak_rss_mib, 0)} MiB\n"
         f"evaluate: mfrbench eval --model siamese:{result.out_dir} --protocol {protocol}",
         highlight=False,
     )

@@ -1,92 +1,28 @@
-"""`mfrbench eval` and `mfrbench report compare`: thin wrappers over evaluate.runner/report.
+"""`mfrbench eval` and `mfrbench models`: thin wrappers over evaluate.runner and the registry.
 
-``eval_command`` is registered by ``cli.py`` as ``mfrbench eval``; ``report_app`` as
-``mfrbench report``. User mistakes raise UserError (one line, exit 2, printed by ``cli.main``).
+User mistakes raise UserError (one line, exit 2, printed by ``cli.main``).
 """
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from mfrbench.cli_progress import make_progress
-from mfrbench.errors import UserError
+from mfrbench.cli.common import default_root, out_console, parse_model_opts
+from mfrbench.cli.options import (
+    BootstrapSeed,
+    CacheDir,
+    DataRoot,
+    ModelOpt,
+    NBoot,
+    ProtocolOption,
+)
+from mfrbench.cli.progress import stage_progress
 from mfrbench.workers import DEFAULT_WORKERS
-
-report_app = typer.Typer(help="Read and compare evaluation reports.")
-console = Console(stderr=True)
-out_console = Console()
-
-
-def parse_model_opts(values: list[str] | None, flag: str = "--model-opt") -> dict[str, str]:
-    """``["k=v", ...]`` -> dict; UserError for an item without ``=`` or a repeated key."""
-    out: dict[str, str] = {}
-    for item in values or []:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UserError(f"{flag} expects key=value, got {item!r}")
-        if key in out:
-            raise UserError(f"{flag} {key} given twice")
-        out[key] = value
-    return out
-
-
-def default_root(protocol_file: Path) -> Path:
-    """``$MFRBENCH_DATA/<dataset name>`` for a protocol, or UserError asking for --root."""
-    import json
-
-    data = os.environ.get("MFRBENCH_DATA")
-    name = None
-    try:
-        with open(protocol_file, encoding="utf-8") as f:
-            name = json.load(f).get("dataset", {}).get("name")
-    except (OSError, ValueError, AttributeError):
-        pass  # load_protocol reports what is wrong with the file
-    if data and name:
-        return Path(data) / name
-    raise UserError("--root is required (or set MFRBENCH_DATA to the folder holding the dataset)")
-
-
-def stage_progress() -> tuple[Any, Callable[[str, int, int], None]]:
-    """A progress display on stderr (rich on a terminal, plain lines in a log) and the
-    ``(stage, done, total)`` callback feeding it."""
-    progress = make_progress(
-        console,
-        TextColumn("[bold]{task.description:>8}[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    tasks: dict[str, Any] = {}
-    starts: dict[str, tuple[float, int]] = {}
-
-    def on_progress(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(stage, total=total, completed=0, rate="")
-            starts[stage] = (time.perf_counter(), done)
-        t0, base = starts[stage]
-        elapsed = time.perf_counter() - t0
-        rate = f"{(done - base) / elapsed:.1f}/s" if done > base and elapsed > 0.5 else ""
-        progress.update(tasks[stage], total=total, completed=done, rate=rate)
-
-    return progress, on_progress
 
 
 def eval_command(
@@ -94,15 +30,9 @@ def eval_command(
         str,
         typer.Option(help="plugin:NAME, onnx:PATH, python:package.module:factory or siamese:DIR."),
     ],
-    protocol: Annotated[Path, typer.Option(help="A frozen protocol file.")],
-    root: Annotated[
-        Path | None,
-        typer.Option(help="Dataset root with the source images (else $MFRBENCH_DATA/<dataset>)."),
-    ] = None,
-    model_opt: Annotated[
-        list[str] | None,
-        typer.Option("--model-opt", help="Plugin option key=value (repeatable)."),
-    ] = None,
+    protocol: ProtocolOption,
+    root: DataRoot = None,
+    model_opt: ModelOpt = None,
     distance: Annotated[
         str | None, typer.Option(help="cosine|euclidean|sql2 (default: the model's).")
     ] = None,
@@ -111,14 +41,9 @@ def eval_command(
         int, typer.Option(help="Embedding worker processes (default: the usable CPUs).")
     ] = DEFAULT_WORKERS,
     batch_size: Annotated[int, typer.Option(help="Images per model call (and cache shard).")] = 32,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(help="Embedding cache (else $MFRBENCH_CACHE/embeddings or ~/.cache/...)."),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
-    n_boot: Annotated[
-        int, typer.Option(help="Bootstrap resamples for 95% intervals (0: none).")
-    ] = 1000,
+    cache_dir: CacheDir = None,
+    seed: BootstrapSeed = 0,
+    n_boot: NBoot = 1000,
     plots: Annotated[bool, typer.Option(help="Write roc.png, det.png, scores_hist.png.")] = True,
     impostors: Annotated[
         str,
@@ -170,9 +95,9 @@ def eval_command(
     print_summary(run.report, run.out_dir)
 
 
-def print_summary(report: dict[str, Any], out_dir: Path) -> None:
+def print_summary(report: Mapping[str, Any], out_dir: Path) -> None:
     """The terminal summary: one row per pair set, then identification and where files are."""
-    from mfrbench.evaluate.report import accuracy_cell, fnmr_cell, pct, tar_cell
+    from mfrbench.evaluate.formatting import accuracy_cell, fnmr_cell, num, pct, tar_cell
 
     ver = report["verification"]
     table = Table(
@@ -191,7 +116,7 @@ def print_summary(report: dict[str, Any], out_dir: Path) -> None:
             name,
             str(v["n_pairs"]),
             accuracy_cell(v),
-            f"{v['auc']['value']:.4f}",
+            num(v["auc"]["value"], 4),
             pct(v["eer"]["value"]),
             tar_cell(v, "0.001"),
             fnmr_cell(v, "0.001"),
@@ -203,7 +128,7 @@ def print_summary(report: dict[str, Any], out_dir: Path) -> None:
         out_console.print(
             f"identification: rank-1 {pct(ident['rank1'])}, rank-{len(ident['cmc'])} "
             f"{pct(ident['cmc'][-1])} over {ident['n_target_probes']} probes"
-            + (f"; confidence-score margin {margin:.4f}" if margin is not None else ""),
+            + (f"; confidence-score margin {num(margin, 4)}" if margin is not None else ""),
             highlight=False,
         )
     e, p = report["embedding"], report["pairs"]
@@ -216,36 +141,6 @@ def print_summary(report: dict[str, Any], out_dir: Path) -> None:
         highlight=False,
     )
     out_console.print(f"report: {out_dir / 'report.md'}", highlight=False)
-
-
-@report_app.command("compare")
-def report_compare(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders (or their report.json).")],
-    pairs: Annotated[
-        str, typer.Option(help="Pair set: all, a pair type (masked-unmasked) or colour:NAME.")
-    ] = "all",
-) -> None:
-    """Print a side-by-side Markdown table of several runs' headline metrics."""
-    from mfrbench.evaluate.report import compare_table, pair_set
-    from mfrbench.evaluate.runner import load_run
-
-    reports = [load_run(r) for r in runs]
-    available: set[str] = set()
-    for rep in reports:
-        ver = rep.get("verification", {})
-        available |= {"all", *ver.get("by_pair_type", {})}
-        available |= {f"colour:{c}" for c in ver.get("by_colour", {})}
-        try:
-            pair_set(rep, pairs)
-        except (KeyError, TypeError):
-            continue
-        break
-    else:
-        raise UserError(f"no run has pair set {pairs!r}; available: {', '.join(sorted(available))}")
-    typer.echo(compare_table(reports, pairs))
-    for i, r in enumerate(runs, 1):
-        typer.echo(f"\nrun {i}: {r}", nl=False)
-    typer.echo("")
 
 
 def models_command() -> None:

@@ -13,7 +13,19 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from mfrbench.cli.common import console
 
 DEFAULT_SECONDS = 10.0
 
@@ -99,7 +111,32 @@ class LogProgress:
 def make_progress(console: Any, *columns: Any) -> Any:
     """rich's ``Progress(*columns)`` on a terminal, else a :class:`LogProgress` on stderr."""
     if console.is_terminal:
-        from rich.progress import Progress
-
         return Progress(*columns, console=console, transient=False)
     return LogProgress(console.file)
+
+
+def stage_progress() -> tuple[Any, Callable[[str, int, int], None]]:
+    """A progress display on stderr (rich on a terminal, plain lines in a log) and the
+    ``(stage, done, total)`` callback feeding it."""
+    progress = make_progress(
+        console,
+        TextColumn("[bold]{task.description:>8}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    tasks: dict[str, Any] = {}
+    starts: dict[str, tuple[float, int]] = {}
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total, completed=0, rate="")
+            starts[stage] = (time.perf_counter(), done)
+        t0, base = starts[stage]
+        elapsed = time.perf_counter() - t0
+        rate = f"{(done - base) / elapsed:.1f}/s" if done > base and elapsed > 0.5 else ""
+        progress.update(tasks[stage], total=total, completed=done, rate=rate)
+
+    return progress, on_progress

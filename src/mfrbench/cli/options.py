@@ -1,0 +1,92 @@
+"""Option declarations shared by several commands, as ``typing.Annotated`` aliases.
+
+One declaration per option keeps its flag, help text and type the same wherever it appears;
+a command still states its own default (``seed: Seed = 0``). Options that only one command
+has stay with that command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# ------------------------------------------------------------------ common
+
+Workers = Annotated[int, typer.Option(help="Worker processes (default: the usable CPUs).")]
+Seed = Annotated[int, typer.Option(help="Seed for every random choice.")]
+
+# ------------------------------------------------------------------ evaluation and training
+
+ProtocolOption = Annotated[Path, typer.Option("--protocol", help="A frozen protocol file.")]
+DataRoot = Annotated[
+    Path | None,
+    typer.Option(help="Dataset root with the source images (else $MFRBENCH_DATA/<dataset>)."),
+]
+ModelOpt = Annotated[
+    list[str] | None,
+    typer.Option("--model-opt", help="Plugin option key=value (repeatable)."),
+]
+BackboneOpt = Annotated[
+    list[str] | None,
+    typer.Option("--backbone-opt", help="Backbone plugin option key=value (repeatable)."),
+]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(help="Embedding cache (else $MFRBENCH_CACHE/embeddings or ~/.cache/...)."),
+]
+BootstrapSeed = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")]
+NBoot = Annotated[int, typer.Option(help="Bootstrap resamples for 95% intervals (0: none).")]
+Runs = Annotated[list[Path], typer.Argument(help="Run folders (or their report.json).")]
+
+# ------------------------------------------------------------------ protocol files
+
+ProtocolFile = Annotated[Path, typer.Argument(help="Protocol file.")]
+SourceRoot = Annotated[Path, typer.Option(help="Dataset root holding the source images.")]
+Name = Annotated[str | None, typer.Option(help="Protocol name (default: <dataset>-<strategy>).")]
+Version = Annotated[str, typer.Option("--version", help="Protocol content version.")]
+Description = Annotated[str, typer.Option(help="One-paragraph description.")]
+Citation = Annotated[
+    str | None, typer.Option(help="BibTeX to cite, or @FILE to read it from a file.")
+]
+ProtocolOut = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Folder for the protocol file <name>.json (default: the current folder); a path "
+        "ending in .json names the file itself.",
+    ),
+]
+
+# ------------------------------------------------------------------ pair generation
+
+Colors = Annotated[
+    str | None, typer.Option(help="Mask colours to use (default: all in the manifest).")
+]
+MaxPerId = Annotated[int, typer.Option(help="At most N masked and N unmasked per id.")]
+TestFrac = Annotated[float, typer.Option(help="Share of identities in test.")]
+ValFrac = Annotated[float, typer.Option(help="Share of identities in val.")]
+ImpostorRatio = Annotated[float, typer.Option(help="Impostor pairs per genuine pair.")]
+
+# ------------------------------------------------------------------ faces of real images
+
+FaceDetector = Annotated[
+    str,
+    typer.Option(
+        "--detector",
+        help="Face detector cascade for real images (names as synth's --detector; a comma "
+        "list is tried in order).",
+    ),
+]
+FaceLandmarks = Annotated[
+    str, typer.Option("--landmarks", help="Landmark model for real images: dlib or mediapipe.")
+]
+FacePolicy = Annotated[
+    str,
+    typer.Option("--face-policy", help="Several faces: largest, center, skip, or auto (as synth)."),
+]
+FaceMargin = Annotated[int, typer.Option("--margin", help="Pixels around the face box.")]
+FaceWorkers = Annotated[
+    int, typer.Option(help="Processes finding the real images' faces (default: the usable CPUs).")
+]
