@@ -18,7 +18,6 @@ A run scores its ``val`` and ``test`` pairs in one or more embedding spaces (:cl
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from mfrbench.evaluate.embedding import Progress
 from mfrbench.evaluate.prepare import content_key, prepare
 from mfrbench.models.base import EmbeddingModel, HeadModel
 from mfrbench.records import Protocol
+from mfrbench.workers import thread_map
 
 
 @dataclass
@@ -150,9 +150,8 @@ def prepare_all(
             return err
 
     prepared: dict[str, Any] = {}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for n, (key, out) in enumerate(zip(keys, pool.map(one, keys), strict=True), 1):
-            prepared[key] = out
-            if progress and (n % 256 == 0 or n == len(keys)):
-                progress("prepare", n, len(keys))
+    for n, (key, out) in enumerate(zip(keys, thread_map(one, keys, workers), strict=True), 1):
+        prepared[key] = out
+        if progress and (n % 256 == 0 or n == len(keys)):
+            progress("prepare", n, len(keys))
     return prepared

@@ -297,7 +297,7 @@ def train_siamese(
     pairs = protocol["pairs"]
     images = opened.images
     needed = sorted(
-        {pairs[i][s] for r in plan.runs for i in (*r.train_idx, *r.val_idx) for s in "ab"}
+        {pairs[i][s] for r in plan.runs for i in (*r.train_idx, *r.val_idx) for s in ("a", "b")}
     )
     refs = [images[i] for i in needed]
     stats = EmbedStats()
