@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	# The CPU build of torch that lies on this machine's disk; a bare `torch` would pull CUDA.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev]'
+	# ray: the Ray executor's tests start a real two-node cluster on this machine
+	$(PIP) install -q -e '.[dev,ray]'
 	# Only for its MTCNN weights (pnet/rnet/onet.pt): it pins an old torch and needs torchvision,
 	# so it goes in last and without dependencies; mfrbench never imports it.
 	$(PIP) install -q --no-deps facenet-pytorch==2.6.0

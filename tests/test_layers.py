@@ -3,7 +3,8 @@
 Layers, lowest first (issue 12's picture: cli -> {train, evaluate} -> {models, protocol,
 pairs} -> {vision, datasets} -> {digest/io, errors})::
 
-    0  the package root (``__version__``), errors, digest, records, manifest, workers, fetch, colors
+    0  the package root (``__version__``), errors, digest, records, manifest, executors,
+       ray_executor, workers, fetch, colors
     1  vision, datasets
     2  models, protocol, pairs, faces, synth
     3  evaluate, train
@@ -30,7 +31,18 @@ PACKAGE = Path(mfrbench.__file__).resolve().parent
 
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset(
-        {"mfrbench", "errors", "digest", "records", "manifest", "workers", "fetch", "colors"}
+        {
+            "mfrbench",
+            "errors",
+            "digest",
+            "records",
+            "manifest",
+            "workers",
+            "executors",
+            "ray_executor",
+            "fetch",
+            "colors",
+        }
     ),
     frozenset({"vision", "datasets"}),
     frozenset({"models", "protocol", "pairs", "faces", "synth"}),

@@ -17,9 +17,12 @@ from mfrbench.cli.options import (
     BootstrapSeed,
     CacheDir,
     DataRoot,
+    ExecutorKind,
     ModelOpt,
     NBoot,
     ProtocolOption,
+    RayAddress,
+    executor_from,
 )
 from mfrbench.cli.progress import stage_progress
 from mfrbench.workers import DEFAULT_WORKERS
@@ -40,6 +43,8 @@ def eval_command(
     workers: Annotated[
         int, typer.Option(help="Embedding worker processes (default: the usable CPUs).")
     ] = DEFAULT_WORKERS,
+    executor: ExecutorKind = "local",
+    ray_address: RayAddress = None,
     batch_size: Annotated[int, typer.Option(help="Images per model call (and cache shard).")] = 32,
     cache_dir: CacheDir = None,
     seed: BootstrapSeed = 0,
@@ -71,6 +76,7 @@ def eval_command(
     from mfrbench.evaluate.runner import evaluate
 
     options = parse_model_opts(model_opt)
+    where = executor_from(executor, ray_address, workers)
     data_root = root if root is not None else default_root(protocol)
     progress, on_progress = stage_progress()
     with progress:
@@ -91,6 +97,7 @@ def eval_command(
             impostors=impostors,
             threshold=threshold,
             thresholds_from=thresholds_from,
+            executor=where,
         )
     print_summary(run.report, run.out_dir)
 

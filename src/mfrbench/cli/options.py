@@ -10,12 +10,47 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+from click.core import ParameterSource
+
+from mfrbench.executors import Executor, make_executor
 
 # ------------------------------------------------------------------ common
 
 Workers = Annotated[int, typer.Option(help="Worker processes (default: the usable CPUs).")]
 Seed = Annotated[int, typer.Option(help="Seed for every random choice.")]
+
+# ------------------------------------------------------------------ where the work runs
+
+ExecutorKind = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="Where the work runs: local (processes on this machine) or ray (actors on a Ray "
+        "cluster, one per CPU or --workers if given; pip install 'mfrbench[ray]'; data and "
+        "outputs must sit on storage every node reaches at the same path).",
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster for --executor ray: auto (the running one) or HOST:PORT "
+        "(default: this machine's running Ray, else a new local one).",
+    ),
+]
+
+
+def executor_from(kind: str, address: str | None, workers: int) -> Executor:
+    """The executor of ``--executor``/``--ray-address``, checked before any work; on Ray,
+    ``--workers`` sets the actor count only when given on the command line (else one actor
+    per CPU of the cluster)."""
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source("workers") if ctx is not None else None
+    given = source not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+    return make_executor(kind, address, workers if given else None).check()
+
 
 # ------------------------------------------------------------------ evaluation and training
 

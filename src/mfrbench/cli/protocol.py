@@ -17,7 +17,15 @@ from rich.table import Table
 
 from mfrbench.cli.common import console, out_console, print_counts, warn
 from mfrbench.cli.freezing import protocol_path, read_citation
-from mfrbench.cli.options import Citation, Name, ProtocolFile, SourceRoot
+from mfrbench.cli.options import (
+    Citation,
+    ExecutorKind,
+    Name,
+    ProtocolFile,
+    RayAddress,
+    SourceRoot,
+    executor_from,
+)
 from mfrbench.cli.progress import make_progress
 from mfrbench.errors import UserError
 
@@ -133,10 +141,14 @@ def protocol_render(
     root: SourceRoot,
     out: Annotated[Path, typer.Option(help="Folder for the rendered images and index.parquet.")],
     image_format: Annotated[str, typer.Option("--format", help="png|jpg.")] = "png",
-    workers: Annotated[int, typer.Option(help="Rendering threads.")] = 2,
+    workers: Annotated[int, typer.Option(help="Rendering threads (ray: actors).")] = 2,
+    executor: ExecutorKind = "local",
+    ray_address: RayAddress = None,
 ) -> None:
     """Render the protocol's evaluation images from the source images and frozen geometry."""
     from mfrbench.protocol import load_protocol, render_protocol
+
+    where = executor_from(executor, ray_address, workers)
 
     if image_format not in ("png", "jpg"):
         raise UserError(f"--format: unknown value {image_format!r}; choose from png, jpg")
@@ -156,7 +168,13 @@ def protocol_render(
             progress.update(task, completed=done, failed=failed)
 
         report = render_protocol(
-            protocol, root, out, fmt=image_format, workers=workers, progress=on_progress
+            protocol,
+            root,
+            out,
+            fmt=image_format,
+            workers=workers,
+            progress=on_progress,
+            executor=where,
         )
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.status_counts.items()))
     out_console.print(

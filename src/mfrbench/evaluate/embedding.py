@@ -9,11 +9,12 @@ The public API that the run (``runner.py``) and training (``train/siamese.py``) 
 - :func:`embed_heads`: the backbone passes and head projections of a trained-head model.
 
 Each distinct prepared input (``prepare.content_key``) is embedded once, in sorted order and in
-batches, by spawned worker processes when ``workers > 1`` (the model rebuilt from its spec, or
-unpickled), else in-process; both run the model single-threaded, so embeddings do not depend on
-the worker count. Every finished batch is stored in the cache at once, so a killed run loses only
-the batch in flight. Output shape and finiteness are checked per image; a failure becomes a
-(status, reason), never a dropped image.
+batches, by spawned worker processes when ``workers > 1`` or by Ray actors with the ``ray``
+executor (the model rebuilt from its spec, or unpickled), else in-process; all run the model
+single-threaded, so embeddings do not depend on the worker count or executor (models fitted
+per fold embed in-process). Every finished batch is stored in the cache at once, so a killed
+run loses only the batch in flight. Output shape and finiteness are checked per image; a
+failure becomes a (status, reason), never a dropped image.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from mfrbench.errors import ImageError
 from mfrbench.evaluate.cache import EmbeddingCache
 from mfrbench.evaluate.model_setup import identity_dict
 from mfrbench.evaluate.prepare import content_key, prepare
+from mfrbench.executors import LOCAL, Executor
 from mfrbench.models.base import EmbeddingModel, HeadModel
 from mfrbench.workers import restore_threads, single_threaded, spawn_map
 
@@ -175,9 +177,14 @@ def _worker_batch(items: list[tuple[str, dict]]) -> _BatchResult:
     return embed_batch(_WORKER["model"], items, _WORKER["root"])
 
 
-def _parallel(workers: int, batches: list, source: tuple | None, prepared: Any) -> bool:
-    """Worker processes pay off for several batches of a model they can rebuild."""
-    return workers > 1 and len(batches) > 1 and source is not None and prepared is None
+def _parallel(
+    workers: int, batches: list, source: tuple | None, prepared: Any, executor: Executor = LOCAL
+) -> bool:
+    """Worker processes pay off for several batches of a model they can rebuild; Ray (asked
+    for explicitly) runs every batch of such a model."""
+    if source is None or prepared is not None or not batches:
+        return False
+    return executor.is_ray or (workers > 1 and len(batches) > 1)
 
 
 def _run_batches(
@@ -187,9 +194,17 @@ def _run_batches(
     root: Path,
     workers: int,
     prepared: Mapping[str, Any] | None,
+    executor: Executor = LOCAL,
 ) -> Iterator[_BatchResult]:
-    """Batch results in order, in-process or from ``workers`` spawned processes."""
-    if _parallel(workers, batches, source, prepared):
+    """Batch results in order: in-process, from ``workers`` spawned processes, or from Ray
+    actors (given the absolute root: their working folder is not the driver's)."""
+    if _parallel(workers, batches, source, prepared, executor):
+        if executor.is_ray:
+            initargs = (source, str(root.resolve()))
+            yield from executor.map(
+                _worker_batch, batches, workers=workers, initializer=_init_worker, initargs=initargs
+            )
+            return
         yield from spawn_map(_worker_batch, batches, workers, _init_worker, (source, str(root)))
         return
     saved = single_threaded()
@@ -222,11 +237,13 @@ def embed_images(
     prepared: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     stats: EmbedStats | None = None,
+    executor: Executor = LOCAL,
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, str]]]:
     """Embed ImageRefs through the cache: (image id -> embedding, image id -> (status, reason)).
 
     Distinct content keys are embedded once, in sorted order, ``batch_size`` at a time; each
-    finished batch is written to the cache before the next result is awaited.
+    finished batch is written to the cache (by this process, whatever the executor) before the
+    next result is awaited.
     """
     stats = stats if stats is not None else EmbedStats()
     key_of = {img["id"]: content_key(img, model.preprocess) for img in images}
@@ -244,9 +261,10 @@ def embed_images(
     done = len(first) - len(todo)
     if progress:
         progress("embed", done, len(first))
-    if _parallel(workers, batches, source, prepared):
-        stats.processes = max(stats.processes, min(workers, len(batches)))
-    for result in _run_batches(model, source, batches, root, workers, prepared):
+    if _parallel(workers, batches, source, prepared, executor):
+        procs = executor.size(workers)
+        stats.processes = max(stats.processes, min(procs, len(batches)))
+    for result in _run_batches(model, source, batches, root, workers, prepared, executor):
         cache.put(result.keys, result.embeddings)
         found.update(zip(result.keys, result.embeddings, strict=True))
         for key, status, reason in result.failures:
@@ -288,17 +306,18 @@ def embed_with_cache(
     prepared: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     stats: EmbedStats | None = None,
+    executor: Executor = LOCAL,
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, str]]]:
     """Embed ImageRefs through the model's cache (see :func:`embed_images`), then compact it.
 
-    ``spec`` = (spec, options) lets worker processes rebuild the model (else it is pickled);
-    ``prepared`` inputs are embedded in-process.
+    ``spec`` = (spec, options) lets worker processes (or Ray actors) rebuild the model (else it
+    is pickled); ``prepared`` inputs are embedded in-process.
     """
     stats = stats if stats is not None else EmbedStats()
     cache = model_cache(model, cache_dir)
     stats.cache_dirs.append(str(cache.dir))
     source = None
-    if workers > 1 and prepared is None:
+    if (workers > 1 or executor.is_ray) and prepared is None:
         source = _worker_source(model, spec[0] if spec else None, spec[1] if spec else {})
     out = embed_images(
         model,
@@ -311,6 +330,7 @@ def embed_with_cache(
         prepared=prepared,
         progress=progress,
         stats=stats,
+        executor=executor,
     )
     cache.compact()
     return out
@@ -326,6 +346,7 @@ def embed_heads(
     batch_size: int,
     progress: Progress | None,
     stats: EmbedStats,
+    executor: Executor = LOCAL,
 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, tuple[str, str]]]]:
     """Per space (head name, image ids): its images' projected embeddings and failures.
 
@@ -355,6 +376,7 @@ def embed_heads(
             batch_size=batch_size,
             progress=progress,
             stats=stats,
+            executor=executor,
         )
         for si in members:
             head, embed_ids = spaces[si]

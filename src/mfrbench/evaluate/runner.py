@@ -96,6 +96,7 @@ from mfrbench.evaluate.runs import carried_thresholds, load_run
 from mfrbench.evaluate.scores import check_distance, scores_table, write_scores
 from mfrbench.evaluate.spaces import embed_spaces
 from mfrbench.evaluate.thresholds import user_threshold
+from mfrbench.executors import LOCAL, Executor
 from mfrbench.models.base import EmbeddingModel, HeadModel
 from mfrbench.protocol import open_protocol
 
@@ -179,6 +180,7 @@ def evaluate(
     impostors: str = "listed",
     threshold: float | None = None,
     thresholds_from: str | Path | None = None,
+    executor: Executor = LOCAL,
 ) -> Run:
     """Score ``model`` on the protocol at ``protocol_path`` with the images under ``root``.
 
@@ -190,7 +192,8 @@ def evaluate(
     distance) and ``thresholds_from`` (another run of the same model, whose calibrated
     thresholds are applied here) add ``fixed_threshold`` / ``carried_thresholds``.
     With ``workers > 1`` the workers are spawned processes, which re-import the main module:
-    call this from a script under ``if __name__ == "__main__":``.
+    call this from a script under ``if __name__ == "__main__":``. ``executor`` (a run argument,
+    not recorded) embeds on Ray actors instead; the scores are the same.
     """
     clock = _Clock()
     _check_args(workers, batch_size, n_boot, impostors)
@@ -229,6 +232,7 @@ def evaluate(
         batch_size=batch_size,
         progress=progress,
         stats=stats,
+        executor=executor,
     )
     clock.split("embed", prepare=spaces.prepare_s, fit=spaces.fit_s, fitted=emb_model.needs_fit)
 

@@ -22,6 +22,7 @@ from mfrbench.evaluate.embedding import EmbedStats, Progress, embed_heads, embed
 from mfrbench.evaluate.model_setup import identity_dict
 from mfrbench.evaluate.planning import Group, prepare_all
 from mfrbench.evaluate.prepare import content_key
+from mfrbench.executors import LOCAL, Executor
 from mfrbench.models.base import EmbeddingModel, HeadModel
 from mfrbench.records import ImageRef, Pair
 
@@ -76,6 +77,7 @@ def embed_spaces(
     batch_size: int,
     progress: Progress | None,
     stats: EmbedStats,
+    executor: Executor = LOCAL,
 ) -> Spaces:
     """Embed every group's images in its own space (fitting a copy of ``model`` when needed).
 
@@ -93,6 +95,7 @@ def embed_spaces(
             batch_size,
             progress,
             stats,
+            executor,
         )
         return Spaces(head_emb, head_bad)
     spaces = Spaces([], [])
@@ -122,6 +125,7 @@ def embed_spaces(
             prepared=prepared,
             progress=progress,
             stats=stats,
+            executor=executor,
         )
         spaces.embeddings.append(emb)
         spaces.failures.append(bad)

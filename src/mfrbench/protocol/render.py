@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from mfrbench.digest import protocol_bytes, sha256_bytes
 from mfrbench.errors import ImageError, UserError
+from mfrbench.executors import LOCAL, Executor
 from mfrbench.manifest import write_bytes_atomic, write_table_atomic
 from mfrbench.protocol.digests import protocol_id
 from mfrbench.protocol.sources import check_root, check_workers, hash_or_none, load_source
@@ -179,6 +180,7 @@ def render_protocol(
     fmt: str = "png",
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    executor: Executor = LOCAL,
 ) -> RenderReport:
     """Render every image of ``protocol`` into ``out`` (see :func:`output_files` for names).
 
@@ -187,7 +189,9 @@ def render_protocol(
     changed source, undecodable file, write error) become rows, never abort. A re-run skips
     images whose file still has the sha256 its index row recorded for the same ImageRef; the
     index is checkpointed every 256 images, so an interrupted run resumes. ``progress(done,
-    failed)`` is called after each image. Output bytes do not depend on ``workers``.
+    failed)`` is called after each image. Output bytes do not depend on ``workers`` or on
+    ``executor`` (local: ``workers`` threads; ray: chunks of images on Ray actors, which read
+    ``root`` and write ``out`` at the same absolute paths, so both must be on shared storage).
     """
     root = check_root(root)
     workers = check_workers(workers)
@@ -206,10 +210,17 @@ def render_protocol(
     order = [img["id"] for img in images]
     written = skipped = failed = 0
 
+    if executor.is_ray:
+        root, out = root.resolve(), out.resolve()
+
     def job(img: ImageRef) -> tuple[dict[str, Any], bool]:
         return _render_one(img, root, out, files[img["id"]], fmt, previous.get(img["id"]))
 
-    results = zip(images, thread_map(job, images, workers), strict=True)
+    if executor.is_ray:
+        rendered = _on_ray(job, images, executor, workers)
+    else:
+        rendered = thread_map(job, images, workers)
+    results = zip(images, rendered, strict=True)
     for done, (img, (row, wrote)) in enumerate(results, start=1):
         rows[img["id"]] = row
         if row["status"] != "ok":
@@ -234,3 +245,23 @@ def render_protocol(
         status_counts=dict(sorted(Counter(r["status"] for r in final).items())),
         elapsed=time.perf_counter() - t0,
     )
+
+
+#: Images per Ray task (one task per image would spend more on scheduling than on rendering).
+RAY_CHUNK = 16
+
+
+def _on_ray(
+    job: Callable[[ImageRef], tuple[dict[str, Any], bool]],
+    images: Sequence[ImageRef],
+    executor: Executor,
+    workers: int,
+) -> Iterator[tuple[dict[str, Any], bool]]:
+    """``job`` over ``images`` on Ray actors, :data:`RAY_CHUNK` at a time, in input order."""
+    chunks = [images[i : i + RAY_CHUNK] for i in range(0, len(images), RAY_CHUNK)]
+
+    def run(chunk: Sequence[ImageRef]) -> list[tuple[dict[str, Any], bool]]:
+        return [job(img) for img in chunk]
+
+    for results in executor.map(run, chunks, workers=workers):
+        yield from results
