@@ -58,6 +58,7 @@ from mfrbench.models.nets import (
     weights_source,
 )
 from mfrbench.models.nets.inception_resnet_v1 import EMBEDDING_DIM, InceptionResnetV1
+from mfrbench.vision.device import resolve_device
 
 _RELEASE = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9"
 #: facenet-pytorch's published weights (models/inception_resnet_v1.py, load_weights).
@@ -95,6 +96,8 @@ class FaceNet(FineTunable, EmbeddingModel):
         crop = opts.choice("crop", CROPS, "facenet-160")
         landmarks = opts.choice("landmarks", LANDMARK_SOURCES, "source")
         size = opts.size("size", default_size(crop, INPUT))
+        # where the network runs; not part of identity(): see mfrbench.vision.device
+        self.device = resolve_device(opts.str("device", "cpu"))
         opts.finish()
         if size is not None and min(size) < MIN_SIDE:
             raise UserError(f"{self.name}: size={size[0]}x{size[1]} is too small: {_TOO_SMALL}")
@@ -105,7 +108,7 @@ class FaceNet(FineTunable, EmbeddingModel):
         num_classes = int(logits.shape[0]) if logits is not None and logits.ndim == 2 else None
         net = build_empty(lambda: InceptionResnetV1(classify=False, num_classes=num_classes))
         load_weights(net, state, f"{path} (InceptionResnetV1)")
-        self.net = net.eval()
+        self.net = net.eval().to(self.device)
         self.weights_path = path
         self.weights_digest = sha256_file(path)
         self.num_classes = num_classes
@@ -154,4 +157,6 @@ class FaceNet(FineTunable, EmbeddingModel):
     def embed(self, images: list[np.ndarray], boxes: list[Box | None]) -> np.ndarray:
         """(N, 512) float32 unit-length embeddings, in eval mode without autograd."""
         images = self.fit_inputs(images)
-        return embed_batches(self.net, images, self.preprocess, self.embedding_size)
+        return embed_batches(
+            self.net, images, self.preprocess, self.embedding_size, device=self.device
+        )

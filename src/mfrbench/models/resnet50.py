@@ -70,6 +70,7 @@ from mfrbench.models.nets.resnet import (
     resnet50,
     torchvision_available,
 )
+from mfrbench.vision.device import resolve_device
 
 #: torchvision's published ImageNet weights; the file names carry a sha256 prefix.
 PUBLISHED = {
@@ -110,6 +111,8 @@ class ResNet50(FineTunable, EmbeddingModel):
         crop = opts.choice("crop", CROPS, "face")
         landmarks = opts.choice("landmarks", LANDMARK_SOURCES, "source")
         size = opts.size("size", default_size(crop, INPUT))
+        # where the network runs; not part of identity(): see mfrbench.vision.device
+        self.device = resolve_device(opts.str("device", "cpu"))
         opts.finish()
         if opts.str("pretrained"):
             if variant == "vggface2":
@@ -137,7 +140,7 @@ class ResNet50(FineTunable, EmbeddingModel):
             fc_zero = {k: torch.zeros_like(v) for k, v in fc_layer.state_dict().items()}
             state = {**state, **{f"fc.{k}": v for k, v in fc_zero.items()}}
         load_weights(net, state, f"{path} (ResNet-50, variant {variant})")
-        self.net = net.eval()
+        self.net = net.eval().to(self.device)
         self.weights_path = path
         self.weights_digest = sha256_file(path)
         self.num_classes = num_classes
@@ -178,5 +181,9 @@ class ResNet50(FineTunable, EmbeddingModel):
         """(N, 2048) float32 pooled features, in eval mode without autograd."""
         images = self.fit_inputs(images)
         return embed_batches(
-            lambda x: features(self.net, x), images, self.preprocess, self.embedding_size
+            lambda x: features(self.net, x),
+            images,
+            self.preprocess,
+            self.embedding_size,
+            device=self.device,
         )

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfrbench.errors import UserError
+from mfrbench.vision.device import resolve_device
 from mfrbench.vision.types import Face
 
 __all__ = ["MTCNN", "find_weights_dir", "nms", "nms_numpy"]
@@ -388,14 +389,114 @@ def _crops(table: torch.Tensor, rows: np.ndarray, cols: np.ndarray, size: int) -
 
 # --------------------------------------------------------------------------- detector
 
+_EMPTY_BOXES = np.zeros((0, 5), np.float32)
+_EMPTY_POINTS = np.zeros((0, 5, 2), np.float32)
+
+
+def _check_image(rgb: np.ndarray) -> np.ndarray:
+    """Validate a uint8 RGB (H, W, 3) image; return it C-contiguous and writable (for torch)."""
+    if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3):
+        raise ValueError("MTCNN.detect expects a uint8 RGB array of shape (H, W, 3)")
+    if rgb.shape[2] != 3:
+        raise ValueError(f"MTCNN.detect expects 3 channels, got shape {rgb.shape}")
+    return np.require(rgb, requirements=["C", "W"])
+
+
+def _faces(boxes: np.ndarray, points: np.ndarray) -> list[Face]:
+    """Final boxes (N, 5) and points (N, 5, 2) as Faces, largest box first (facenet's order)."""
+    if len(boxes) == 0:
+        return []
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    order = np.argsort(area)[::-1]  # facenet's select_largest ordering
+    return [
+        Face(
+            box=(float(boxes[k, 0]), float(boxes[k, 1]), float(boxes[k, 2]), float(boxes[k, 3])),
+            score=float(boxes[k, 4]),
+            detector="mtcnn",
+            landmarks5=points[k].astype(np.float32, copy=True),
+        )
+        for k in order
+    ]
+
+
+def _level_candidates(
+    reg: np.ndarray, prob: np.ndarray, scale: float, threshold: float
+) -> np.ndarray | None:
+    """One image's P-Net cells at one level above ``threshold``, as boxes after NMS 0.5."""
+    stride, cell = 2, 12
+    mask = prob >= threshold
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    cells = np.stack([xs, ys], axis=1).astype(np.float32)
+    q1 = np.floor((stride * cells + 1) / scale)
+    q2 = np.floor((stride * cells + cell) / scale)
+    cand = np.concatenate([q1, q2, prob[mask][:, None], reg[:, mask].T], axis=1)
+    return cand[nms_numpy(cand, cand[:, 4], 0.5)]
+
+
+def _merge_proposals(found: list[np.ndarray]) -> np.ndarray:
+    """One image's candidates over all levels: NMS 0.7, regression, squared (N, 5)."""
+    if not found:
+        return _EMPTY_BOXES
+    boxes = np.concatenate(found)
+    boxes = boxes[nms_numpy(boxes, boxes[:, 4], 0.7)]
+    regw = boxes[:, 2] - boxes[:, 0]
+    regh = boxes[:, 3] - boxes[:, 1]
+    qq = np.stack(
+        [
+            boxes[:, 0] + boxes[:, 5] * regw,
+            boxes[:, 1] + boxes[:, 6] * regh,
+            boxes[:, 2] + boxes[:, 7] * regw,
+            boxes[:, 3] + boxes[:, 8] * regh,
+            boxes[:, 4],
+        ],
+        axis=1,
+    )
+    return _rerec(qq)
+
+
+def _crop_spans(boxes: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes that overlap the image and their integer crop spans (facenet's ``pad``).
+
+    Box corners are truncated to integers and clipped to the image; returns the kept boxes and
+    (K, 4) spans y0, y1, x0, x1 (half-open). A box wholly outside the image is dropped
+    (facenet would fail on it).
+    """
+    b = np.trunc(boxes[:, :4]).astype(np.int64)
+    spans = np.stack(
+        [
+            np.maximum(b[:, 1], 1) - 1,
+            np.minimum(b[:, 3], h),
+            np.maximum(b[:, 0], 1) - 1,
+            np.minimum(b[:, 2], w),
+        ],
+        axis=1,
+    )
+    ok = (spans[:, 1] > spans[:, 0]) & (spans[:, 3] > spans[:, 2])
+    if not ok.all():
+        boxes, spans = boxes[ok], spans[ok]
+    return boxes, spans
+
 
 class MTCNN:
     """MTCNN face detector; reproduces facenet-pytorch 2.6.0 ``MTCNN(keep_all=True)``.
 
-    Weights load once here (see :func:`find_weights_dir`); :meth:`detect` is the per-image
-    call. Threading is left to the caller (``torch.set_num_threads``). Output is
-    deterministic for a given torch thread count; with another thread count P-Net's
-    convolutions round differently and coordinates may move by ~1e-5 px.
+    Weights load once here (see :func:`find_weights_dir`). :meth:`detect_many` is the batched
+    call: it takes ``pnet_batch`` images at a time (8 on CPU, 64 on a GPU); among them, images
+    of equal size share P-Net passes (stacked per pyramid level) and R-Net/O-Net run on all
+    their candidates together. :meth:`detect` is ``detect_many([rgb])[0]``.
+
+    Batching changes only which crops share a network call. The faces found are the same and
+    coordinates agree with a one-image call to ~1e-4 px, probabilities to ~1e-6, but not bit
+    for bit: oneDNN/MKL choose convolution kernels (and their summation order) by batch shape,
+    so on CPU a crop's score already depends on how many crops of its own image share its
+    R-Net call. Output is deterministic for a given set of images per call and torch thread
+    count (the synth runner calls it per fixed chunk, one thread per worker).
+
+    device: ``cpu`` (default), ``cuda`` or ``cuda:N`` (:func:`~mfrbench.vision.device.
+    resolve_device`); the networks run there, box bookkeeping stays in numpy. GPU results
+    differ from the CPU's by float rounding only (within the golden tolerance).
     """
 
     name = "mtcnn"
@@ -407,6 +508,8 @@ class MTCNN:
         min_face_size: int = 20,
         thresholds: Sequence[float] = (0.6, 0.7, 0.7),
         factor: float = 0.709,
+        device: str | torch.device | None = None,
+        pnet_batch: int | None = None,
     ) -> None:
         if min_face_size <= 0:
             raise UserError(f"MTCNN min_face_size must be positive, got {min_face_size}")
@@ -414,14 +517,19 @@ class MTCNN:
             raise UserError(f"MTCNN needs three thresholds, got {tuple(thresholds)}")
         if not 0.0 < factor < 1.0:
             raise UserError(f"MTCNN pyramid factor must be in (0, 1), got {factor}")
+        if pnet_batch is not None and pnet_batch < 1:
+            raise UserError(f"MTCNN pnet_batch must be >= 1, got {pnet_batch}")
+        self.device = resolve_device(device)
         folder = find_weights_dir(weights_dir)
         self.weights_dir = folder
         self.min_face_size = min_face_size
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = float(factor)
-        self.pnet = _load(PNet(), folder / "pnet.pt")
-        self.rnet = _load(RNet(), folder / "rnet.pt")
-        self.onet = _load(ONet(), folder / "onet.pt")
+        # CPU: past ~8 stacked images P-Net gets slower per image (bench/mtcnn_batch.py)
+        self.pnet_batch = pnet_batch or (8 if self.device.type == "cpu" else 64)
+        self.pnet = _load(PNet(), folder / "pnet.pt").to(self.device)
+        self.rnet = _load(RNet(), folder / "rnet.pt").to(self.device)
+        self.onet = _load(ONet(), folder / "onet.pt").to(self.device)
         self._pyramids: dict[tuple[int, int], list[_Level]] = {}
 
     def scales(self, height: int, width: int) -> list[float]:
@@ -447,145 +555,140 @@ class MTCNN:
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """All faces in one uint8 RGB (H, W, 3) image, largest box first."""
-        if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3):
-            raise ValueError("MTCNN.detect expects a uint8 RGB array of shape (H, W, 3)")
-        if rgb.shape[2] != 3:
-            raise ValueError(f"MTCNN.detect expects 3 channels, got shape {rgb.shape}")
-        rgb = np.require(rgb, requirements=["C", "W"])  # torch wants writable memory
+        return self.detect_many([rgb])[0]
+
+    def detect_many(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """Faces per image (as :meth:`detect` gives them), computed in shared network calls."""
+        checked = [_check_image(rgb) for rgb in images]
+        found: list[tuple[np.ndarray, np.ndarray]] = []
         with torch.inference_mode():
-            boxes, points = self._detect(rgb)
-        if len(boxes) == 0:
-            return []
-        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        order = np.argsort(area)[::-1]  # facenet's select_largest ordering
-        return [
-            Face(
-                box=(
-                    float(boxes[k, 0]),
-                    float(boxes[k, 1]),
-                    float(boxes[k, 2]),
-                    float(boxes[k, 3]),
-                ),
-                score=float(boxes[k, 4]),
-                detector="mtcnn",
-                landmarks5=points[k].astype(np.float32, copy=True),
-            )
-            for k in order
-        ]
+            # groups of pnet_batch images: on CPU larger groups are slower (cache misses)
+            for start in range(0, len(checked), self.pnet_batch):
+                found += self._detect_many(checked[start : start + self.pnet_batch])
+        return [_faces(boxes, points) for boxes, points in found]
 
     # The three stages; arithmetic follows facenet's detect_face step for step. Boxes are
     # float32 numpy arrays (x1, y1, x2, y2, score, ...); only the networks run in torch.
 
-    def _detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        h, w = rgb.shape[:2]
-        none = np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32)
-        pyramid = self._pyramid(h, w)
-        if not pyramid:
-            return none
-        table = _integral(rgb)
-        boxes = self._propose(table, pyramid)
-        if len(boxes) > 0:
-            boxes = self._refine(table, boxes, w, h)
-        if len(boxes) == 0:
-            return none
-        return self._output(table, boxes, w, h)
+    def _detect_many(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        sizes = [(int(rgb.shape[1]), int(rgb.shape[0])) for rgb in images]
+        tables: dict[int, torch.Tensor] = {}
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (w, h) in enumerate(sizes):
+            if self._pyramid(h, w):
+                tables[i] = _integral(images[i])
+                groups.setdefault((h, w), []).append(i)
+        boxes: dict[int, np.ndarray] = {}
+        for (h, w), members in groups.items():
+            pyramid = self._pyramid(h, w)
+            for start in range(0, len(members), self.pnet_batch):
+                part = members[start : start + self.pnet_batch]
+                proposed = self._propose([tables[i] for i in part], pyramid)
+                boxes.update(zip(part, proposed, strict=True))
+        boxes = self._refine(tables, boxes, sizes)
+        results = self._output(tables, boxes, sizes)
+        return [results.get(i, (_EMPTY_BOXES, _EMPTY_POINTS)) for i in range(len(images))]
 
-    def _propose(self, table: torch.Tensor, pyramid: list[_Level]) -> np.ndarray:
-        """Stage 1: P-Net over the pyramid; squared candidate boxes (N, 5) with scores."""
-        stride, cell = 2, 12
-        found = []
+    def _propose(self, tables: list[torch.Tensor], pyramid: list[_Level]) -> list[np.ndarray]:
+        """Stage 1: P-Net over the pyramid of equal-size images, stacked per level."""
+        found: list[list[np.ndarray]] = [[] for _ in tables]
         for level in pyramid:
-            reg, prob = self.pnet(level.resample(table))
-            reg, prob = reg[0].numpy(), prob[0].numpy()
-            mask = prob >= self.thresholds[0]
-            ys, xs = np.nonzero(mask)
-            if ys.size == 0:
-                continue
-            cells = np.stack([xs, ys], axis=1).astype(np.float32)
-            q1 = np.floor((stride * cells + 1) / level.scale)
-            q2 = np.floor((stride * cells + cell) / level.scale)
-            cand = np.concatenate([q1, q2, prob[mask][:, None], reg[:, mask].T], axis=1)
-            found.append(cand[nms_numpy(cand, cand[:, 4], 0.5)])
-        if not found:
-            return np.zeros((0, 5), np.float32)
-        boxes = np.concatenate(found)
-        boxes = boxes[nms_numpy(boxes, boxes[:, 4], 0.7)]
-        regw = boxes[:, 2] - boxes[:, 0]
-        regh = boxes[:, 3] - boxes[:, 1]
-        qq = np.stack(
-            [
-                boxes[:, 0] + boxes[:, 5] * regw,
-                boxes[:, 1] + boxes[:, 6] * regh,
-                boxes[:, 2] + boxes[:, 7] * regw,
-                boxes[:, 3] + boxes[:, 8] * regh,
-                boxes[:, 4],
-            ],
-            axis=1,
-        )
-        return _rerec(qq)
+            levels = [level.resample(t) for t in tables]
+            x = levels[0] if len(levels) == 1 else torch.cat(levels)
+            reg_t, prob_t = self.pnet(x.to(self.device))
+            reg, prob = reg_t.cpu().numpy(), prob_t.cpu().numpy()
+            for k in range(len(tables)):
+                cand = _level_candidates(reg[k], prob[k], level.scale, self.thresholds[0])
+                if cand is not None:
+                    found[k].append(cand)
+        return [_merge_proposals(f) for f in found]
 
-    @staticmethod
-    def _crop_spans(boxes: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes that overlap the image and their integer crop spans (facenet's ``pad``).
+    def _run(
+        self,
+        net: nn.Module,
+        tables: list[torch.Tensor],
+        spans: list[np.ndarray],
+        size: int,
+    ) -> list[list[np.ndarray]]:
+        """``net`` outputs (numpy) per image on its size x size crops of ``spans``.
 
-        Box corners are truncated to integers and clipped to the image; returns the kept
-        boxes and (K, 4) spans y0, y1, x0, x1 (half-open). A box wholly outside the image is
-        dropped (facenet would fail on it).
+        All images' crops run in shared calls of up to ``_BATCH`` (as facenet's chunks, so a
+        huge image does not need all its crops in memory at once).
         """
-        b = np.trunc(boxes[:, :4]).astype(np.int64)
-        spans = np.stack(
-            [
-                np.maximum(b[:, 1], 1) - 1,
-                np.minimum(b[:, 3], h),
-                np.maximum(b[:, 0], 1) - 1,
-                np.minimum(b[:, 2], w),
-            ],
-            axis=1,
-        )
-        ok = (spans[:, 1] > spans[:, 0]) & (spans[:, 3] > spans[:, 2])
-        if not ok.all():
-            boxes, spans = boxes[ok], spans[ok]
-        return boxes, spans
-
-    @staticmethod
-    def _run(net: nn.Module, table: torch.Tensor, spans: np.ndarray, size: int) -> list[np.ndarray]:
-        """``net`` outputs (as numpy) on the size x size crops of ``spans``, in chunks."""
+        counts = [len(s) for s in spans]
+        owner = np.repeat(np.arange(len(spans)), counts)
+        flat = np.concatenate(spans)
         outputs = []
-        for start in range(0, len(spans), _BATCH):
-            chunk = spans[start : start + _BATCH]
-            crops = _crops(table, chunk[:, :2], chunk[:, 2:], size)
-            outputs.append([t.numpy() for t in net(crops)])
-        return [np.concatenate(parts) for parts in zip(*outputs, strict=True)]
+        for start in range(0, len(flat), _BATCH):
+            stop = min(start + _BATCH, len(flat))
+            pieces = []
+            for k in np.unique(owner[start:stop]).tolist():
+                rows = flat[start:stop][owner[start:stop] == k]
+                pieces.append(_crops(tables[k], rows[:, :2], rows[:, 2:], size))
+            crops = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+            outputs.append([t.cpu().numpy() for t in net(crops.to(self.device))])
+        merged = [np.concatenate(parts) for parts in zip(*outputs, strict=True)]
+        bounds = np.cumsum([0, *counts])
+        return [[m[bounds[k] : bounds[k + 1]] for m in merged] for k in range(len(spans))]
 
-    def _refine(self, table: torch.Tensor, boxes: np.ndarray, w: int, h: int) -> np.ndarray:
-        """Stage 2: R-Net rescoring, NMS and regression of the candidates."""
-        boxes, spans = self._crop_spans(boxes, w, h)
-        if len(boxes) == 0:
-            return boxes
-        reg, score = self._run(self.rnet, table, spans, 24)
-        keep = score > self.thresholds[1]
-        boxes = np.concatenate([boxes[keep, :4], score[keep, None]], axis=1)
-        reg = reg[keep]
-        pick = nms_numpy(boxes, boxes[:, 4], 0.7)
-        return _rerec(_bbreg(boxes[pick], reg[pick]))
+    def _stage(
+        self,
+        net: nn.Module,
+        size: int,
+        tables: dict[int, torch.Tensor],
+        boxes: dict[int, np.ndarray],
+        sizes: list[tuple[int, int]],
+    ) -> dict[int, tuple[np.ndarray, list[np.ndarray]]]:
+        """Crop each image's boxes and run ``net`` on all of them: kept boxes and outputs."""
+        kept: dict[int, np.ndarray] = {}
+        spans: dict[int, np.ndarray] = {}
+        for i, b in boxes.items():
+            if len(b) == 0:
+                continue
+            b, s = _crop_spans(b, *sizes[i])
+            if len(b) > 0:
+                kept[i], spans[i] = b, s
+        if not kept:
+            return {}
+        order = list(kept)
+        outs = self._run(net, [tables[i] for i in order], [spans[i] for i in order], size)
+        return {i: (kept[i], out) for i, out in zip(order, outs, strict=True)}
+
+    def _refine(
+        self,
+        tables: dict[int, torch.Tensor],
+        boxes: dict[int, np.ndarray],
+        sizes: list[tuple[int, int]],
+    ) -> dict[int, np.ndarray]:
+        """Stage 2: R-Net rescoring, NMS and regression of each image's candidates."""
+        refined = {}
+        for i, (b, (reg, score)) in self._stage(self.rnet, 24, tables, boxes, sizes).items():
+            keep = score > self.thresholds[1]
+            b = np.concatenate([b[keep, :4], score[keep, None]], axis=1)
+            reg = reg[keep]
+            pick = nms_numpy(b, b[:, 4], 0.7)
+            refined[i] = _rerec(_bbreg(b[pick], reg[pick]))
+        return refined
 
     def _output(
-        self, table: torch.Tensor, boxes: np.ndarray, w: int, h: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Stage 3: O-Net scores, landmarks and final boxes, then the 'Min' NMS."""
-        boxes, spans = self._crop_spans(boxes, w, h)
-        if len(boxes) == 0:
-            return np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32)
-        reg, marks, score = self._run(self.onet, table, spans, 48)
-        keep = score > self.thresholds[2]
-        marks = marks[keep]
-        boxes = np.concatenate([boxes[keep, :4], score[keep, None]], axis=1)
-        reg = reg[keep]
-        bw = boxes[:, 2] - boxes[:, 0] + 1
-        bh = boxes[:, 3] - boxes[:, 1] + 1
-        px = bw[:, None] * marks[:, :5] + boxes[:, 0:1] - 1
-        py = bh[:, None] * marks[:, 5:] + boxes[:, 1:2] - 1
-        points = np.stack([px, py], axis=2)
-        boxes = _bbreg(boxes, reg)
-        pick = _nms_min(boxes[:, :4], boxes[:, 4], 0.7)
-        return boxes[pick], points[pick]
+        self,
+        tables: dict[int, torch.Tensor],
+        boxes: dict[int, np.ndarray],
+        sizes: list[tuple[int, int]],
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Stage 3: O-Net scores, landmarks and final boxes, then the 'Min' NMS, per image."""
+        results = {}
+        for i, (b, (reg, marks, score)) in self._stage(self.onet, 48, tables, boxes, sizes).items():
+            keep = score > self.thresholds[2]
+            marks = marks[keep]
+            b = np.concatenate([b[keep, :4], score[keep, None]], axis=1)
+            reg = reg[keep]
+            bw = b[:, 2] - b[:, 0] + 1
+            bh = b[:, 3] - b[:, 1] + 1
+            px = bw[:, None] * marks[:, :5] + b[:, 0:1] - 1
+            py = bh[:, None] * marks[:, 5:] + b[:, 1:2] - 1
+            points = np.stack([px, py], axis=2)
+            b = _bbreg(b, reg)
+            pick = _nms_min(b[:, :4], b[:, 4], 0.7)
+            results[i] = (b[pick], points[pick])
+        return results

@@ -357,11 +357,13 @@ def embed_batches(
     preprocess: Preprocess,
     dim: int,
     chunk: int = CHUNK,
+    device: torch.device | None = None,
 ) -> np.ndarray:
     """Run ``forward`` over images as (N, dim) float32, in order, without autograd.
 
     Images are normalised per ``preprocess`` (:func:`~mfrbench.models.base.to_tensor`) and
-    grouped by size, so a batch may mix sizes when ``preprocess.size`` is None.
+    grouped by size, so a batch may mix sizes when ``preprocess.size`` is None. Batches go to
+    ``device`` (where the network's weights are; None: stay on the CPU) and come back as numpy.
     """
     out = np.empty((len(images), dim), dtype=np.float32)
     by_shape: dict[tuple[int, ...], list[int]] = {}
@@ -373,10 +375,10 @@ def embed_batches(
             for start in range(0, len(indices), chunk):
                 idx = indices[start : start + chunk]
                 x = torch.from_numpy(to_tensor([images[i] for i in idx], preprocess))
-                y = forward(x)
+                y = forward(x if device is None else x.to(device))
                 if tuple(y.shape) != (len(idx), dim):
                     raise RuntimeError(
                         f"network returned {tuple(y.shape)}, want ({len(idx)}, {dim})"
                     )
-                out[idx] = y.float().numpy()
+                out[idx] = y.float().cpu().numpy()
     return out
