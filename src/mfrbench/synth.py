@@ -32,6 +32,7 @@ from mfrbench import __version__
 from mfrbench.colors import parse_colors
 from mfrbench.datasets import Record, get_dataset
 from mfrbench.errors import ImageError, UserError
+from mfrbench.executors import LOCAL, Executor
 from mfrbench.manifest import (
     MANIFEST_SCHEMA_VERSION,
     STATUS_OK,
@@ -50,6 +51,7 @@ from mfrbench.vision.decode import decode_image
 from mfrbench.vision.detect import (
     FACE_POLICIES,
     Cascade,
+    Detection,
     cascade_names,
     select_face,
 )
@@ -89,6 +91,8 @@ class SynthConfig:
     min_side: int = 32
     seed: int = 0
     limit: int | None = None
+    min_face: int | None = None  # px; None: each detector's own minimum (see detector_options)
+    device: str = "cpu"  # where MTCNN runs; not a parameter of the output (see params())
 
     def validate(self) -> None:
         """Raise UserError for any option a user got wrong (checked before any work)."""
@@ -109,8 +113,14 @@ class SynthConfig:
             raise UserError(f"--augment-copies must be >= 1, got {self.augment_copies}")
         if self.limit is not None and self.limit < 1:
             raise UserError(f"--limit must be >= 1, got {self.limit}")
+        if self.min_face is not None and self.min_face < MIN_FACE_FLOOR:
+            raise UserError(f"--min-face must be at least {MIN_FACE_FLOOR} px, got {self.min_face}")
         if not 1 <= self.jpeg_quality <= 100:
             raise UserError(f"--jpeg-quality must be in 1..100, got {self.jpeg_quality}")
+        if self.device != "cpu":  # torch is imported only when a GPU is asked for
+            from mfrbench.vision.device import resolve_device
+
+            resolve_device(self.device)  # unknown name, or cuda without a GPU: refused here
 
     def params(self) -> dict[str, Any]:
         """JSON-able parameters recorded in the manifest metadata and the resume check.
@@ -123,13 +133,44 @@ class SynthConfig:
         """
         d = asdict(self)
         d.pop("root")
+        # The device is left out too: the manifest records the detector, not the hardware
+        # (GPU numerics differ from the CPU's only within the golden tolerance).
+        d.pop("device")
         d["augment"] = list(self.augment)
         model = d.pop("mediapipe_model")
         d["mediapipe_model_sha256"] = _file_sha256(model) if model else None
+        # Recorded only when set, and the HOG rule only when HOG leads: manifests made
+        # before either existed (MTCNN- or Haar-led, no --min-face) keep their bytes.
+        if d["min_face"] is None:
+            d.pop("min_face")
+        if cascade_names(self.detector, self.fallback)[0] in _RETRY_DETECTORS:
+            d["dlib_upsample"] = "0-then-1"
         return d
 
     def digest(self) -> str:
         return hashlib.sha256(canonical_json(self.params()).encode()).hexdigest()
+
+
+#: MTCNN's P-Net window: no detector here finds faces smaller than this.
+MIN_FACE_FLOOR = 12
+#: dlib detectors that, when they lead the cascade, try upsample 0 before 1 (bench/hog_upsample.py).
+_RETRY_DETECTORS = ("dlib", "mmod")
+
+
+def detector_options(config: SynthConfig, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Constructor options per detector in the cascade ``names``: the minimum face size
+    (MTCNN ``min_face_size``, Haar ``min_size``, dlib ``min_face``) and the HOG/MMOD retry rule
+    for a dlib detector that leads the cascade. A fallback keeps its defaults (upsample 1 on
+    small images), so MTCNN-led runs give the bytes they gave before."""
+    opts: dict[str, dict[str, Any]] = {name: {} for name in names}
+    if names and names[0] in _RETRY_DETECTORS:
+        opts[names[0]]["retry"] = True
+    if config.min_face is not None:
+        key = {"mtcnn": "min_face_size", "haar": "min_size", "dlib": "min_face", "mmod": "min_face"}
+        for name in names:
+            if name in key:
+                opts[name][key[name]] = config.min_face
+    return {name: o for name, o in opts.items() if o}
 
 
 def _file_sha256(path: str) -> str:
@@ -205,9 +246,11 @@ class SynthPipeline:
         self.root = root
         self.out = out
         self.variants = plan_variants(config)
-        self.cascade = Cascade(
-            cascade_names(config.detector, config.fallback), max_side=config.max_side
-        )
+        names = cascade_names(config.detector, config.fallback)
+        opts = detector_options(config, names)
+        if "mtcnn" in names:
+            opts.setdefault("mtcnn", {})["device"] = config.device
+        self.cascade = Cascade(names, max_side=config.max_side, **opts)
         kwargs = {"model_path": config.mediapipe_model} if config.landmarks == "mediapipe" else {}
         self.landmarker = make_landmarker(config.landmarks, **kwargs)
         self.out_wh = output_size(config.roi, config.size)
@@ -254,12 +297,45 @@ class SynthPipeline:
 
     def process(self, rec: Record, out_rel: str) -> list[dict[str, Any]]:
         """All rows for one source image (one per variant), failures included."""
-        base = self._base_row(rec)
-        try:
-            geometry = self._analyse(rec, base)
-        except ImageError as err:
-            base.update(status=err.status, reason=err.reason)
-            return [self._variant_row(base, v) for v in self.variants]
+        return self.process_many([(rec, out_rel)])[0]
+
+    def process_many(self, items: Sequence[tuple[Record, str]]) -> list[list[dict[str, Any]]]:
+        """Rows per source image, as :meth:`process` gives them; detection batched.
+
+        Decode every image, detect faces in all decoded ones with one batched cascade call
+        (MTCNN shares its network passes across them), then landmark and render per image.
+        """
+        bases = [self._base_row(rec) for rec, _ in items]
+        failed: dict[int, ImageError] = {}
+        decoded: dict[int, np.ndarray] = {}
+        for i, (rec, _) in enumerate(items):
+            try:
+                decoded[i] = self._decode(rec, bases[i])
+            except ImageError as err:
+                failed[i] = err
+        t = time.perf_counter()
+        detections = dict(
+            zip(decoded, self.cascade.detect_many(list(decoded.values())), strict=True)
+        )
+        self._timed("detect", t)
+        out = []
+        for i, (_, out_rel) in enumerate(items):
+            base = bases[i]
+            try:
+                if i in failed:
+                    raise failed[i]
+                geometry = self._locate(decoded[i], detections[i], base)
+            except ImageError as err:
+                base.update(status=err.status, reason=err.reason)
+                out.append([self._variant_row(base, v) for v in self.variants])
+                continue
+            out.append(self._render_all(geometry, base, out_rel))
+        return out
+
+    def _render_all(
+        self, geometry: tuple[np.ndarray, np.ndarray], base: dict[str, Any], out_rel: str
+    ) -> list[dict[str, Any]]:
+        """One row per variant of an image whose face was located."""
         rgb, polygon = geometry
         rows = []
         for v in self.variants:
@@ -271,8 +347,8 @@ class SynthPipeline:
             rows.append(row)
         return rows
 
-    def _analyse(self, rec: Record, row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """Decode, detect, landmark; fills the shared row fields. Raises ImageError."""
+    def _decode(self, rec: Record, row: dict[str, Any]) -> np.ndarray:
+        """Read, check and decode one source; fills the size fields. Raises ImageError."""
         c = self.config
         t = time.perf_counter()
         try:
@@ -286,12 +362,18 @@ class SynthPipeline:
         rgb = decoded.rgb
         w, h = decoded.width, decoded.height
         row.update(src_width=w, src_height=h, decode_notes=",".join(decoded.notes))
-        t = self._timed("decode", t)
+        self._timed("decode", t)
+        return rgb
 
-        detection = self.cascade.detect_with_info(rgb)
+    def _locate(
+        self, rgb: np.ndarray, detection: Detection, row: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Pick the face, landmark it; fills the shared row fields. Raises ImageError."""
+        c = self.config
+        h, w = rgb.shape[:2]
+        t = time.perf_counter()
         faces = detection.faces
         row["faces_found"] = len(faces)
-        t = self._timed("detect", t)
         if not faces:
             raise ImageError("no_face", f"no face found by {', '.join(detection.tried)}")
         face, why = select_face(faces, c.face_policy, (w, h))
@@ -414,8 +496,8 @@ def _run_chunk(chunk: _Chunk) -> tuple[int, list[dict[str, Any]], dict[str, floa
         raise _WORKER_ERROR or RuntimeError("synth worker was not initialised")
     _WORKER.timings.clear()
     rows: list[dict[str, Any]] = []
-    for rec, out_rel in chunk.items:
-        rows.extend(_WORKER.process(rec, out_rel))
+    for image_rows in _WORKER.process_many(chunk.items):  # decode, batched detect, the rest
+        rows.extend(image_rows)
     return chunk.index, rows, dict(_WORKER.timings)
 
 
@@ -486,11 +568,15 @@ def run_synth(
     download: bool = False,
     on_start: Callable[[int, int], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    executor: Executor = LOCAL,
 ) -> SynthResult:
     """Run the synth stage; resumable, deterministic, streaming.
 
     ``on_start(total_sources, already_done)`` and ``on_progress(sources_done, sources_failed)``
-    let a caller draw progress; neither affects the output.
+    let a caller draw progress; neither affects the output. ``executor`` says where the chunks
+    run (the local pool of ``workers``, or Ray actors writing images under ``out``, which every
+    node must reach); the driver writes the parts and manifest either way, so the bytes are
+    the same.
     """
     t_start = time.perf_counter()
     config.validate()
@@ -526,7 +612,7 @@ def run_synth(
     stage_seconds: Counter[str] = Counter()
     done, failed = resumed, 0
     by_index = {c.index: c for c in todo}
-    for index, rows, timings in _execute(todo, config, root, out, workers):
+    for index, rows, timings in _execute(todo, config, root, out, workers, executor):
         table = rows_to_table(rows).replace_schema_metadata(
             {b"chunk_digest": by_index[index].digest().encode(), b"params_digest": digest.encode()}
         )
@@ -554,10 +640,25 @@ def run_synth(
 
 
 def _execute(
-    todo: list[_Chunk], config: SynthConfig, root: Path, out: Path, workers: int
+    todo: list[_Chunk],
+    config: SynthConfig,
+    root: Path,
+    out: Path,
+    workers: int,
+    executor: Executor = LOCAL,
 ) -> Iterator[tuple[int, list[dict[str, Any]], dict[str, float]]]:
-    """Yield chunk results in chunk order, in-process or from a pool of worker processes."""
+    """Yield chunk results in chunk order: in-process, from a pool of worker processes, or
+    from Ray actors (given absolute paths: their working folder is not the driver's)."""
     if not todo:
+        return
+    if executor.is_ray:
+        model = config.mediapipe_model
+        if model is not None:  # the file, not its name, is recorded: same params
+            config = replace(config, mediapipe_model=str(Path(model).expanduser().resolve()))
+        initargs = (config, root.resolve(), out.resolve())
+        yield from executor.map(
+            _run_chunk, todo, workers=workers, initializer=_init_worker, initargs=initargs
+        )
         return
     if workers == 1 or len(todo) == 1:
         saved = single_threaded()

@@ -6,9 +6,11 @@ code 2, never a traceback; ``--debug`` (or ``MFRBENCH_DEBUG=1``) prints the trac
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
+from collections.abc import Iterable
 from typing import Annotated
 
 import typer
@@ -16,31 +18,50 @@ from rich.markup import escape
 
 from mfrbench import __version__
 from mfrbench.cli.common import console, out_console
-from mfrbench.cli.demo import demo_command
-from mfrbench.cli.evaluate import eval_command, models_command
-from mfrbench.cli.pairs import pairs_app
-from mfrbench.cli.protocol import protocol_app
-from mfrbench.cli.report import report_app
-from mfrbench.cli.synth import synth_command
-from mfrbench.cli.train import train_app
 from mfrbench.errors import DEBUG_ENV, UserError
 
-app = typer.Typer(
-    name="mfrbench",
-    help="Masked-face recognition benchmarks: synthesise masked datasets, freeze protocols, "
-    "score embedding models.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(pairs_app, name="pairs")
-app.add_typer(protocol_app, name="protocol")
-app.command("eval")(eval_command)
-app.command("models")(models_command)
-app.add_typer(report_app, name="report")
-app.add_typer(train_app, name="train")
-app.command("synth")(synth_command)
-app.command("demo")(demo_command)
+#: Every command: name -> (module, attribute, is a group), in the order ``--help`` lists them.
+#: Modules are imported only for the command being run (all of them for ``--help``), so
+#: ``mfrbench synth`` never pays for the pairs/evaluation imports and ``--version`` for none.
+COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "pairs": ("mfrbench.cli.pairs", "pairs_app", True),
+    "protocol": ("mfrbench.cli.protocol", "protocol_app", True),
+    "eval": ("mfrbench.cli.evaluate", "eval_command", False),
+    "models": ("mfrbench.cli.evaluate", "models_command", False),
+    "report": ("mfrbench.cli.report", "report_app", True),
+    "train": ("mfrbench.cli.train", "train_app", True),
+    "synth": ("mfrbench.cli.synth", "synth_command", False),
+    "demo": ("mfrbench.cli.demo", "demo_command", False),
+}
+
+
+def build_app(commands: Iterable[str] | None = None) -> typer.Typer:
+    """The root app with ``commands`` registered (None: all of them)."""
+    app = typer.Typer(
+        name="mfrbench",
+        help="Masked-face recognition benchmarks: synthesise masked datasets, freeze protocols, "
+        "score embedding models.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.callback()(_root)
+    wanted = set(COMMANDS if commands is None else commands)
+    for name, (module, attr, group) in COMMANDS.items():
+        if name in wanted:
+            target = getattr(importlib.import_module(module), attr)
+            if group:
+                app.add_typer(target, name=name)
+            else:
+                app.command(name)(target)
+    return app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``app``: the root app with every command (for tests and tools that drive Typer)."""
+    if name == "app":
+        return build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _version(value: bool) -> None:
@@ -49,7 +70,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: Annotated[
         bool,
@@ -69,8 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user mistakes into one line and exit code 2."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug(args)
+    command = _command(args)
     try:
-        app(args=args, standalone_mode=False)
+        only: list[str] | None = [] if command is None and "--version" in args else None
+        build_app([command] if command in COMMANDS else only)(args=args, standalone_mode=False)
     except UserError as e:
         if debug:
             traceback.print_exception(e, file=sys.stderr)
@@ -90,6 +112,11 @@ def main(argv: list[str] | None = None) -> None:
         ctx = getattr(e, "ctx", None)
         name = ctx.command_path if ctx is not None else "mfrbench"
         _fail(f"{message} (see: {name} --help)")
+
+
+def _command(args: list[str]) -> str | None:
+    """The command named on the line (the first argument not an option), if any."""
+    return next((a for a in args if not a.startswith("-")), None)
 
 
 def _debug(args: list[str]) -> bool:

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 
 from mfrbench.cli.common import console, out_console, print_counts, split_list
-from mfrbench.cli.options import Seed, Workers
+from mfrbench.cli.options import ExecutorKind, RayAddress, Seed, Workers, executor_from
 from mfrbench.cli.progress import make_progress
 from mfrbench.workers import DEFAULT_WORKERS
 
@@ -67,7 +67,20 @@ def synth_command(
     ] = None,
     augment_copies: Annotated[int, typer.Option(help="Copies per augmentation.")] = 3,
     workers: Workers = DEFAULT_WORKERS,
+    executor: ExecutorKind = "local",
+    ray_address: RayAddress = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N images.")] = None,
+    min_face: Annotated[
+        int | None,
+        typer.Option(
+            help="Smallest face to look for, px (MTCNN min face size, Haar min size, dlib: "
+            "no upsampling from 80). Default: each detector's own (MTCNN 20, Haar 30). "
+            "LFW-sized photos: 40 (docs/benchmarks.md)."
+        ),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="Where MTCNN runs: cpu, cuda or cuda:N (not recorded).")
+    ] = "cpu",
     seed: Seed = 0,
     overwrite: Annotated[
         bool, typer.Option(help="Discard an existing output made with other parameters.")
@@ -79,6 +92,8 @@ def synth_command(
     """Detect, landmark, mask and crop every image of DATASET into OUT, with a Parquet manifest."""
     from mfrbench.evaluate.formatting import num
     from mfrbench.synth import SynthConfig, run_synth
+
+    where = executor_from(executor, ray_address, workers)
 
     config = SynthConfig(
         dataset=dataset,
@@ -94,10 +109,12 @@ def synth_command(
         roi=roi,
         size=size,
         image_format=image_format,
+        device=device,
         augment=tuple(split_list(augment) or ()),
         augment_copies=augment_copies,
         seed=seed,
         limit=limit,
+        min_face=min_face,
     )
     progress = make_progress(
         console,
@@ -132,6 +149,7 @@ def synth_command(
             download=download,
             on_start=on_start,
             on_progress=on_progress,
+            executor=where,
         )
     _print_summary(result)
 

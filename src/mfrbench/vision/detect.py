@@ -61,11 +61,44 @@ def canonical_order(faces: Sequence[Face]) -> list[Face]:
     return sorted(faces, key=lambda f: (-f.score, f.box))
 
 
+#: The smallest face dlib's HOG detector finds without upsampling (its 80 x 80 px window);
+#: each upsampling halves it.
+HOG_WINDOW = 80
+
+
+def _upsamples(
+    fixed: int | None, retry: bool, below: int, min_face: int | None, width: int, height: int
+) -> tuple[int, ...]:
+    """The upsamplings a dlib detector tries on a width x height image, in order (first hit wins).
+
+    fixed: always that one. Else small images (max side < ``below``) get 1 and others 0; with
+    ``retry``, small images try 0 first and 1 only when 0 finds no face (LFW's ~110 px faces are
+    found at 0, 4x faster). A ``min_face`` of at least :data:`HOG_WINDOW` never needs upsampling.
+    """
+    if fixed is not None:
+        return (fixed,)
+    if max(width, height) >= below or (min_face is not None and min_face >= HOG_WINDOW):
+        return (0,)
+    return (0, 1) if retry else (1,)
+
+
+def _at_least(faces: list[Face], min_face: int | None) -> list[Face]:
+    """Faces whose box is at least ``min_face`` px on its shorter side (all when None)."""
+    if min_face is None:
+        return faces
+    return [f for f in faces if min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= min_face]
+
+
 class DlibHog:
     """dlib's HOG + linear SVM frontal face detector.
 
-    upsample: image pyramid upsampling; None picks 1 when max(H, W) < `upsample_below` (HOG
-        finds faces of about 80 px and up; one upsampling halves that, at ~4x the time) else 0.
+    upsample: image pyramid upsampling; None picks it by image size (see `upsamples_for`):
+        1 when max(H, W) < `upsample_below` (HOG finds faces of about 80 px and up; one
+        upsampling halves that, at ~4x the time), else 0.
+    retry: with upsample None, small images try upsample 0 first and 1 only if 0 finds no face
+        (same faces found on LFW, 4x faster: bench/hog_upsample.py). Off by default, so a
+        cascade's dlib fallback behaves as before; `mfrbench synth --detector dlib` turns it on.
+    min_face: faces smaller than this (shorter box side, px) are dropped.
     adjust_threshold: added to the SVM threshold; the score is the SVM margin from `run`.
     """
 
@@ -76,6 +109,8 @@ class DlibHog:
         *,
         upsample: int | None = None,
         upsample_below: int = 500,
+        retry: bool = False,
+        min_face: int | None = None,
         adjust_threshold: float = 0.0,
     ) -> None:
         import dlib
@@ -83,26 +118,44 @@ class DlibHog:
         self._detector = dlib.get_frontal_face_detector()
         self.upsample = upsample
         self.upsample_below = upsample_below
+        self.retry = retry
+        self.min_face = min_face
         self.adjust_threshold = adjust_threshold
 
+    def upsamples_for(self, width: int, height: int) -> tuple[int, ...]:
+        """Upsamplings tried on a width x height image, in order; the first finding a face wins."""
+        return _upsamples(
+            self.upsample, self.retry, self.upsample_below, self.min_face, width, height
+        )
+
     def upsample_for(self, width: int, height: int) -> int:
-        if self.upsample is not None:
-            return self.upsample
-        return 1 if max(width, height) < self.upsample_below else 0
+        """The first upsampling tried on a width x height image."""
+        return self.upsamples_for(width, height)[0]
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         rgb = _check_rgb(rgb)
-        up = self.upsample_for(rgb.shape[1], rgb.shape[0])
-        rects, scores, _ = self._detector.run(rgb, up, self.adjust_threshold)
-        faces = [
-            # dlib rectangles are inclusive: right/bottom are the last pixel inside.
-            Face(
-                box=(float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1)),
-                score=float(s),
-                detector=self.name,
+        faces: list[Face] = []
+        for up in self.upsamples_for(rgb.shape[1], rgb.shape[0]):
+            rects, scores, _ = self._detector.run(rgb, up, self.adjust_threshold)
+            faces = _at_least(
+                [
+                    # dlib rectangles are inclusive: right/bottom are the last pixel inside.
+                    Face(
+                        box=(
+                            float(r.left()),
+                            float(r.top()),
+                            float(r.right() + 1),
+                            float(r.bottom() + 1),
+                        ),
+                        score=float(s),
+                        detector=self.name,
+                    )
+                    for r, s in zip(rects, scores, strict=True)
+                ],
+                self.min_face,
             )
-            for r, s in zip(rects, scores, strict=True)
-        ]
+            if faces:
+                break
         return canonical_order(faces)
 
 
@@ -110,13 +163,20 @@ class MmodCnn:
     """dlib's MMOD CNN face detector (``mmod_human_face_detector.dat`` from
     face-recognition-models): slower than HOG, more tolerant of pose and occlusion.
 
-    upsample: as :class:`DlibHog` (None: 1 below ``upsample_below`` px, else 0). The score is the
-    detection confidence; boxes are inclusive dlib rectangles made end-exclusive.
+    upsample, upsample_below, retry, min_face: as :class:`DlibHog`. The score is the detection
+    confidence; boxes are inclusive dlib rectangles made end-exclusive.
     """
 
     name = "mmod"
 
-    def __init__(self, *, upsample: int | None = None, upsample_below: int = 500) -> None:
+    def __init__(
+        self,
+        *,
+        upsample: int | None = None,
+        upsample_below: int = 500,
+        retry: bool = False,
+        min_face: int | None = None,
+    ) -> None:
         from importlib.resources import files
 
         import dlib
@@ -129,26 +189,41 @@ class MmodCnn:
         self._detector = dlib.cnn_face_detection_model_v1(str(path))
         self.upsample = upsample
         self.upsample_below = upsample_below
+        self.retry = retry
+        self.min_face = min_face
+
+    def upsamples_for(self, width: int, height: int) -> tuple[int, ...]:
+        """Upsamplings tried on a width x height image, in order (as :class:`DlibHog`)."""
+        return _upsamples(
+            self.upsample, self.retry, self.upsample_below, self.min_face, width, height
+        )
+
+    def upsample_for(self, width: int, height: int) -> int:
+        """The first upsampling tried on a width x height image."""
+        return self.upsamples_for(width, height)[0]
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         rgb = _check_rgb(rgb)
-        if self.upsample is not None:
-            up = self.upsample
-        else:
-            up = 1 if max(rgb.shape[:2]) < self.upsample_below else 0
-        faces = [
-            Face(
-                box=(
-                    float(d.rect.left()),
-                    float(d.rect.top()),
-                    float(d.rect.right() + 1),
-                    float(d.rect.bottom() + 1),
-                ),
-                score=float(d.confidence),
-                detector=self.name,
+        faces: list[Face] = []
+        for up in self.upsamples_for(rgb.shape[1], rgb.shape[0]):
+            faces = _at_least(
+                [
+                    Face(
+                        box=(
+                            float(d.rect.left()),
+                            float(d.rect.top()),
+                            float(d.rect.right() + 1),
+                            float(d.rect.bottom() + 1),
+                        ),
+                        score=float(d.confidence),
+                        detector=self.name,
+                    )
+                    for d in self._detector(rgb, up)
+                ],
+                self.min_face,
             )
-            for d in self._detector(rgb, up)
-        ]
+            if faces:
+                break
         return canonical_order(faces)
 
 
@@ -378,6 +453,37 @@ class Cascade:
                 mapped = [scale_face(f, scale) for f in faces]
                 return Detection(mapped, name, tuple(tried), scale)
         return Detection([], None, tuple(tried), scale)
+
+    def detect_many(self, images: Sequence[np.ndarray]) -> list[Detection]:
+        """`detect_with_info` for each image, the first detector batched across all of them.
+
+        The first detector's ``detect_many`` (MTCNN's: shared network calls, see
+        :class:`~mfrbench.vision.mtcnn.MTCNN`) runs once on every (downscaled) image; images it
+        finds no face in go through the fallbacks one at a time. A first detector without
+        ``detect_many`` is called per image, exactly as `detect_with_info` does.
+        """
+        prepared = [downscale(_check_rgb(rgb), self.max_side) for rgb in images]
+        first = self._get(0)
+        batch = getattr(first, "detect_many", None)
+        if batch is None:
+            found = [first.detect(small) for small, _ in prepared]
+        else:
+            found = list(batch([small for small, _ in prepared]))
+        out = []
+        for (small, scale), faces in zip(prepared, found, strict=True):
+            tried = [self._names[0]]
+            name: str | None = self._names[0]
+            for i in range(1, len(self._slots)):
+                if faces:
+                    break
+                tried.append(self._names[i])
+                name, faces = self._names[i], self._get(i).detect(small)
+            if not faces:
+                out.append(Detection([], None, tuple(tried), scale))
+                continue
+            mapped = [scale_face(f, scale) for f in faces]
+            out.append(Detection(mapped, name, tuple(tried), scale))
+        return out
 
 
 def _name_of(detector: object) -> str:
