@@ -120,6 +120,19 @@ def test_byte_identical_with_one_or_two_workers(lfw_mini: Path, tmp_path: Path) 
     assert a == b and "manifest.parquet" in a
 
 
+def _children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (read from /proc, so no psutil is needed)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
 def test_killed_run_restarts_to_exactly_one_row_per_input(lfw_mini: Path, tmp_path: Path) -> None:
     """SIGKILL mid-run, restart: exactly one row per input, identical to an uninterrupted run."""
     out = tmp_path / "killed"
@@ -129,8 +142,14 @@ def test_killed_run_restarts_to_exactly_one_row_per_input(lfw_mini: Path, tmp_pa
     deadline = time.monotonic() + 120
     while not list((out / ".parts").glob("part-*.parquet")) and time.monotonic() < deadline:
         time.sleep(0.05)
+    workers = _children(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    orphans = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert workers and not orphans, f"pool workers outlived the killed driver: {orphans}"
     parts = list((out / ".parts").glob("part-*.parquet"))
     assert 1 <= len(parts) < 4, "the kill should land mid-run"
     assert not (out / "manifest.parquet").exists()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -77,6 +79,32 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(saved)
 
 
+#: How often a pool worker checks that the process that spawned it is still there (seconds).
+PARENT_POLL_S = 0.5
+
+
+def _exit_with_parent(parent: int, poll_s: float) -> None:
+    """End this worker process once ``parent`` is gone (it was re-parented)."""
+    while os.getppid() == parent:
+        time.sleep(poll_s)
+    os._exit(1)
+
+
+def _start_worker(parent: int, initializer: Callable[..., Any], initargs: tuple) -> None:
+    """A pool worker's first step: watch the driver, then load the stage's models.
+
+    A driver killed with SIGKILL (the OOM killer, ``kill -9``, a cancelled batch job) cannot
+    shut its pool down, and ``ProcessPoolExecutor`` workers blocked in a model call or on the
+    task queue would live on holding their memory; the watch thread ends them within
+    :data:`PARENT_POLL_S` of the driver's death.
+    """
+    watch = threading.Thread(
+        target=_exit_with_parent, args=(parent, PARENT_POLL_S), daemon=True, name="parent-watch"
+    )
+    watch.start()
+    initializer(*initargs)
+
+
 def spawn_map(
     fn: Callable[[T], R],
     items: Iterable[T],
@@ -90,9 +118,15 @@ def spawn_map(
     A worker that dies (a script without the ``__main__`` guard re-running itself in every
     worker, the out-of-memory killer) ends the run with one clear line: ``multiprocessing.Pool``
     would respawn such workers forever. Stopping early cancels the work not yet started.
+    Workers end themselves when the driver dies (:func:`_start_worker`).
     """
     ctx = mp.get_context("spawn")
-    ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs)
+    ex = ProcessPoolExecutor(
+        workers,
+        mp_context=ctx,
+        initializer=_start_worker,
+        initargs=(os.getpid(), initializer, initargs),
+    )
     try:
         yield from ex.map(fn, items)
     except BrokenProcessPool as exc:
