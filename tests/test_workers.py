@@ -109,3 +109,24 @@ def test_thread_map_submits_a_bounded_window() -> None:
     assert [next(it) for _ in range(3)] == [0, 1, 2]
     assert taken <= 3 + 2 * 2
     it.close()
+
+
+def test_release_freed_memory_gives_freed_heap_back(monkeypatch) -> None:
+    """Freed glibc heap blocks pinned under a live one stay in RSS until the heap is trimmed."""
+    import numpy as np
+
+    from mfrbench import workers
+
+    if workers._rss() is None or not workers._malloc_trim():
+        pytest.skip("needs Linux /proc and glibc malloc_trim")
+    monkeypatch.setattr(workers, "_heap_floor", [])
+    assert workers.release_freed_memory(slack=1) is False  # the first call sets the floor
+    blocks = [np.ones(8192, dtype=np.float64) for _ in range(8000)]  # 64 KiB each: heap, not mmap
+    keep = blocks[-1]
+    grown = workers._rss()
+    del blocks
+    assert workers._rss() > grown - 64 * 2**20, "glibc kept the freed blocks under the live one"
+    assert workers.release_freed_memory(slack=10 * 2**30) is False  # under the slack: no trim
+    assert workers.release_freed_memory(slack=1) is True
+    assert workers._rss() < grown - 256 * 2**20
+    assert keep.sum() == 8192

@@ -59,7 +59,7 @@ from mfrbench.vision.landmarks import make_landmarker
 from mfrbench.vision.mask import MASK_SHAPES, mask_polygon
 from mfrbench.vision.render import encode, render
 from mfrbench.vision.roi import ROI_KINDS, expand_box, output_size, roi_box
-from mfrbench.workers import restore_threads, single_threaded, spawn_map
+from mfrbench.workers import release_freed_memory, restore_threads, single_threaded, spawn_map
 
 CHUNK_SIZE = 32
 LANDMARK_BACKENDS = ("dlib", "mediapipe")
@@ -498,6 +498,7 @@ def _run_chunk(chunk: _Chunk) -> tuple[int, list[dict[str, Any]], dict[str, floa
     rows: list[dict[str, Any]] = []
     for image_rows in _WORKER.process_many(chunk.items):  # decode, batched detect, the rest
         rows.extend(image_rows)
+    release_freed_memory()  # flat worker memory over any number of chunks
     return chunk.index, rows, dict(_WORKER.timings)
 
 

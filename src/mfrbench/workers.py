@@ -5,6 +5,8 @@ the GIL (hashing, image encoding)."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing as mp
 import os
 import threading
@@ -77,6 +79,56 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(saved)
+
+
+#: RSS growth (bytes) past the last floor after which :func:`release_freed_memory` trims the heap.
+HEAP_SLACK = 192 * 2**20
+_heap_floor: list[int] = []  # RSS after the last trim (one per process)
+
+
+def _rss() -> int | None:
+    """Resident set size of this process in bytes (Linux ``/proc``), else None."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _malloc_trim() -> bool:
+    """glibc's ``malloc_trim(0)``: hand freed heap pages back to the OS (False elsewhere)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        trim = getattr(libc, "malloc_trim", None)
+    except OSError:
+        return False
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+def release_freed_memory(slack: int = HEAP_SLACK) -> bool:
+    """Trim the heap once this process's RSS has grown ``slack`` past its last floor.
+
+    Workers allocate and free images, tensors and rows of varying sizes chunk after chunk;
+    glibc keeps the freed blocks, so a worker's RSS creeps up with the number of chunks it has
+    run (measured: 600 -> 1,080 MiB over 2,560 LFW images) though nothing is alive. Trimming
+    after every chunk keeps it flat but costs ~18% (pages faulted back in); trimming only past
+    ``slack`` bounds it at floor + slack for a trim every several chunks. Returns whether it
+    trimmed.
+    """
+    rss = _rss()
+    if rss is None:
+        return False
+    if not _heap_floor:
+        _heap_floor.append(rss)
+        return False
+    if rss - _heap_floor[0] < slack or not _malloc_trim():
+        return False
+    _heap_floor[0] = _rss() or rss
+    return True
 
 
 #: How often a pool worker checks that the process that spawned it is still there (seconds).

@@ -35,7 +35,7 @@ from mfrbench.evaluate.model_setup import identity_dict
 from mfrbench.evaluate.prepare import content_key, prepare
 from mfrbench.executors import LOCAL, Executor
 from mfrbench.models.base import EmbeddingModel, HeadModel
-from mfrbench.workers import restore_threads, single_threaded, spawn_map
+from mfrbench.workers import release_freed_memory, restore_threads, single_threaded, spawn_map
 
 Progress = Callable[[str, int, int], None]
 
@@ -174,7 +174,9 @@ def _init_worker(source: tuple, root: str) -> None:
 def _worker_batch(items: list[tuple[str, dict]]) -> _BatchResult:
     if "model" not in _WORKER:
         raise _WORKER.get("error") or RuntimeError("embedding worker was not initialised")
-    return embed_batch(_WORKER["model"], items, _WORKER["root"])
+    result = embed_batch(_WORKER["model"], items, _WORKER["root"])
+    release_freed_memory()
+    return result
 
 
 def _parallel(
