@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -280,3 +281,21 @@ def test_outputs_do_not_depend_on_where_the_data_sits(lfw_mini: Path, tmp_path: 
     result = run_synth(SynthConfig(root=str(moved / "data"), **config), plain)
     assert 0 < result.resumed_sources < result.sources
     assert (plain / "manifest.parquet").read_bytes() == manifest
+
+
+def test_a_dlib_only_run_never_imports_torch(lfw_mini: Path, tmp_path: Path) -> None:
+    """torch's import (~1.5 s per process) is paid only by runs whose cascade has MTCNN."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from mfrbench.synth import SynthConfig, run_synth
+        config = SynthConfig(dataset="lfw", root={str(lfw_mini)!r}, limit=2, colors="black",
+                             detector="dlib", fallback=False)
+        run_synth(config, {str(tmp_path / "out")!r}, workers=1)
+        print("torch" in sys.modules)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert _rows(tmp_path / "out" / "manifest.parquet")[0]["status"] == "ok"

@@ -468,12 +468,17 @@ _WORKER: SynthPipeline | None = None
 _WORKER_ERROR: Exception | None = None
 
 
+def uses_torch(config: SynthConfig) -> bool:
+    """Whether a synth run needs torch: MTCNN in its cascade, or a GPU asked for."""
+    return "mtcnn" in cascade_names(config.detector, config.fallback) or config.device != "cpu"
+
+
 def _init_worker(config: SynthConfig, root: Path, out: Path) -> None:
     """Load the models once per worker. A failure is raised by the first chunk instead:
     an exception in a pool initializer would make the pool respawn workers forever."""
     global _WORKER, _WORKER_ERROR
-    single_threaded()  # one thread per model: identical numerics whatever the worker count
     try:
+        single_threaded(uses_torch(config))  # one thread per model: same numerics for any count
         _WORKER, _WORKER_ERROR = SynthPipeline(config, root, out), None
     except Exception as e:
         _WORKER, _WORKER_ERROR = None, e
@@ -662,7 +667,7 @@ def _execute(
         )
         return
     if workers == 1 or len(todo) == 1:
-        saved = single_threaded()
+        saved = single_threaded(uses_torch(config))
         _init_worker(config, root, out)
         try:
             yield from map(_run_chunk, todo)

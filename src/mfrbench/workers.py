@@ -9,6 +9,7 @@ import ctypes
 import ctypes.util
 import multiprocessing as mp
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -43,26 +44,36 @@ def usable_cpus() -> int:
 DEFAULT_WORKERS = usable_cpus()
 
 
-def single_threaded() -> tuple[int, int]:
-    """Run torch and OpenCV on one thread (same numerics for any worker count); returns the
-    previous (torch, OpenCV) thread counts for :func:`restore_threads`."""
-    import cv2
-    import torch
+def single_threaded(torch: bool = True) -> tuple[int | None, int]:
+    """Run OpenCV, and torch when the stage uses it, on one thread (same numerics for any worker
+    count); returns the previous (torch, OpenCV) thread counts for :func:`restore_threads`.
 
-    saved = (torch.get_num_threads(), cv2.getNumThreads())
-    torch.set_num_threads(1)
+    ``torch=False`` leaves torch unimported unless something already loaded it (then it is
+    pinned too): a dlib-only synth does not pay torch's ~1.5 s import in every process.
+    """
+    import cv2
+
+    saved_torch = None
+    if torch or "torch" in sys.modules:
+        import torch as _torch
+
+        saved_torch = _torch.get_num_threads()
+        _torch.set_num_threads(1)
+    saved = (saved_torch, cv2.getNumThreads())
     cv2.setNumThreads(1)
     return saved
 
 
-def restore_threads(saved: tuple[int, int] | None) -> None:
+def restore_threads(saved: tuple[int | None, int] | None) -> None:
     """Undo :func:`single_threaded` (in-process runs give the caller its threads back)."""
     if saved is None:
         return
     import cv2
-    import torch
 
-    torch.set_num_threads(saved[0])
+    if saved[0] is not None:
+        import torch
+
+        torch.set_num_threads(saved[0])
     cv2.setNumThreads(saved[1])
 
 
