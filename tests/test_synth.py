@@ -299,3 +299,22 @@ def test_a_dlib_only_run_never_imports_torch(lfw_mini: Path, tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False"
     assert _rows(tmp_path / "out" / "manifest.parquet")[0]["status"] == "ok"
+
+
+def test_mtcnn_preflight_finds_weights_without_importing_torch() -> None:
+    """The driver checks MTCNN's weights before starting workers; only the workers need torch."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from mfrbench.errors import UserError
+        from mfrbench.synth import SynthConfig, preflight
+        try:
+            preflight(SynthConfig(dataset="lfw"))
+        except UserError:
+            pass  # no weights here: the message is tested in test_mtcnn
+        print("torch" in sys.modules)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"

@@ -487,7 +487,7 @@ def _init_worker(config: SynthConfig, root: Path, out: Path) -> None:
 def preflight(config: SynthConfig) -> None:
     """Find (or download, once, in this process) every model file before workers start."""
     if "mtcnn" in cascade_names(config.detector, config.fallback):
-        from mfrbench.vision.mtcnn import find_weights_dir
+        from mfrbench.vision.mtcnn_weights import find_weights_dir
 
         find_weights_dir()
     if config.landmarks == "mediapipe":

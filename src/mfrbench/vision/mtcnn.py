@@ -21,8 +21,6 @@ Faces come back largest first, as facenet orders them with its default ``select_
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,62 +31,12 @@ from torch import nn
 
 from mfrbench.errors import UserError
 from mfrbench.vision.device import resolve_device
+from mfrbench.vision.mtcnn_weights import FIX, WEIGHT_FILES, WEIGHTS_ENV, find_weights_dir
 from mfrbench.vision.types import Face
 
-__all__ = ["MTCNN", "find_weights_dir", "nms", "nms_numpy"]
+__all__ = ["MTCNN", "WEIGHTS_ENV", "WEIGHT_FILES", "find_weights_dir", "nms", "nms_numpy"]
 
-WEIGHTS_ENV = "MFRBENCH_MTCNN_WEIGHTS"
-WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
-_FIX = f"pip install --no-deps facenet-pytorch==2.6.0 or set {WEIGHTS_ENV}=DIR"
 _BATCH = 512  # crops per R-Net/O-Net call (as facenet), bounding memory on huge images
-
-
-# --------------------------------------------------------------------------- weights
-
-
-def _has_weights(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in WEIGHT_FILES)
-
-
-def _facenet_data_dirs() -> list[Path]:
-    """Candidate ``facenet_pytorch/data`` folders, found without importing the package.
-
-    Importing facenet_pytorch would import torchvision; ``find_spec`` only locates it.
-    """
-    try:
-        spec = importlib.util.find_spec("facenet_pytorch")
-    except (ImportError, ValueError):
-        return []
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    return [Path(loc) / "data" for loc in spec.submodule_search_locations]
-
-
-def find_weights_dir(weights_dir: str | Path | None = None) -> Path:
-    """Folder holding MTCNN's ``pnet.pt``, ``rnet.pt`` and ``onet.pt``.
-
-    Looks at, in order: ``weights_dir``, the ``MFRBENCH_MTCNN_WEIGHTS`` environment variable,
-    the ``data/`` folder of an installed facenet-pytorch. An explicit folder (argument or
-    variable) that lacks the files is an error, not a reason to look elsewhere.
-
-    Raises:
-        UserError: no folder with all three files was found.
-    """
-    need = ", ".join(WEIGHT_FILES)
-    explicit: list[tuple[str, str | Path]] = []
-    if weights_dir is not None:
-        explicit.append(("weights_dir", weights_dir))
-    elif os.environ.get(WEIGHTS_ENV):
-        explicit.append((WEIGHTS_ENV, os.environ[WEIGHTS_ENV]))
-    for origin, value in explicit:
-        folder = Path(value).expanduser()
-        if _has_weights(folder):
-            return folder
-        raise UserError(f"MTCNN weights ({need}) not found in {origin}={folder}; fix: {_FIX}")
-    for folder in _facenet_data_dirs():
-        if _has_weights(folder):
-            return folder
-    raise UserError(f"MTCNN weights ({need}) not found; fix: {_FIX}")
 
 
 # --------------------------------------------------------------------------- networks
@@ -215,7 +163,7 @@ def _load(net: nn.Module, path: Path) -> nn.Module:
     except Exception as exc:  # unreadable, truncated, not a state dict, wrong shapes
         reason = (str(exc).strip().splitlines() or [""])[0]
         raise UserError(
-            f"cannot load MTCNN weights {path} ({type(exc).__name__}: {reason}); fix: {_FIX}"
+            f"cannot load MTCNN weights {path} ({type(exc).__name__}: {reason}); fix: {FIX}"
         ) from exc
     net.eval()
     for p in net.parameters():
