@@ -14,7 +14,7 @@ CITE="@$HERE/citations/lfw.bib"
 
 # 1. Detect, landmark, mask and crop all 13,233 images (about 5 minutes with 2 workers).
 $MB synth lfw --root "$LFW" --out "$WORK" --colors black,white,blue --roi upper-half --size 112 \
-    --detector mtcnn --landmarks dlib --margin 15 --face-policy center --seed 0 --workers 2
+    --detector mtcnn --min-face native --landmarks dlib --margin 15 --face-policy center --seed 0 --workers 2
 
 M="$WORK/manifest.parquet"
 # 2. The official view-2 pairs, second image masked (colour by seeded hash).

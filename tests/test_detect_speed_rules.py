@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mfrbench.errors import UserError
-from mfrbench.synth import SynthConfig, detector_options
+from mfrbench.synth import SynthConfig, detector_options, parse_min_face
 from mfrbench.vision.detect import HOG_WINDOW, DlibHog, Haar, MmodCnn, cascade_names
 
 
@@ -83,8 +83,10 @@ def test_mmod_shares_the_rule() -> None:
 
 
 def test_detector_options_leave_defaults_alone() -> None:
-    mtcnn = SynthConfig(dataset="lfw")
-    assert detector_options(mtcnn, cascade_names("mtcnn")) == {}  # MTCNN-led: bytes as before
+    mtcnn = SynthConfig(dataset="lfw")  # "auto" reaches MTCNN only; its fallbacks keep theirs
+    assert detector_options(mtcnn, cascade_names("mtcnn")) == {"mtcnn": {"min_face_size": "auto"}}
+    native = SynthConfig(dataset="lfw", min_face="native")
+    assert detector_options(native, cascade_names("mtcnn")) == {}  # MTCNN-led: bytes as before
     dlib = SynthConfig(dataset="lfw", detector="dlib")
     assert detector_options(dlib, cascade_names("dlib")) == {"dlib": {"retry": True}}
     sized = SynthConfig(dataset="lfw", min_face=40)
@@ -102,13 +104,23 @@ def test_detector_options_leave_defaults_alone() -> None:
 
 def test_min_face_and_hog_rule_are_recorded_only_when_used() -> None:
     plain = SynthConfig(dataset="lfw").params()
-    assert "min_face" not in plain and "dlib_upsample" not in plain
+    assert plain["min_face"] == "auto" and "dlib_upsample" not in plain
+    native = SynthConfig(dataset="lfw", min_face="native").params()
+    assert "min_face" not in native and "dlib_upsample" not in native
+    # "auto" acts on MTCNN only: without it in the cascade nothing changes, nothing is recorded
+    assert "min_face" not in SynthConfig(dataset="lfw", detector="haar", fallback=False).params()
     assert SynthConfig(dataset="lfw", min_face=40).params()["min_face"] == 40
     assert SynthConfig(dataset="lfw", detector="dlib").params()["dlib_upsample"] == "0-then-1"
     assert "dlib_upsample" not in SynthConfig(dataset="lfw", detector="haar,dlib").params()
     assert SynthConfig(dataset="lfw", min_face=40).digest() != SynthConfig(dataset="lfw").digest()
+    assert SynthConfig(dataset="lfw", min_face="native").digest() != SynthConfig("lfw").digest()
     with pytest.raises(UserError, match="--min-face"):
         SynthConfig(dataset="lfw", min_face=11).validate()
+    with pytest.raises(UserError, match="--min-face: unknown value 'big'"):
+        SynthConfig(dataset="lfw", min_face="big").validate()
+    assert parse_min_face("auto") == "auto" and parse_min_face("40") == 40
+    with pytest.raises(UserError, match="expected a size in px, 'auto' or 'native'"):
+        parse_min_face("4o")
 
 
 @pytest.mark.slow

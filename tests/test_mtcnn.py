@@ -135,6 +135,58 @@ def test_custom_settings(detector) -> None:
         mt.MTCNN(detector.weights_dir, thresholds=(0.5, 0.5))
 
 
+def test_auto_min_face_scales_with_the_image() -> None:
+    assert mt.auto_min_face(250, 250) == 40  # LFW: the pyramid's two largest levels skipped
+    assert mt.auto_min_face(112, 160) == mt.NATIVE_MIN_FACE  # small crops: facenet's 20 px
+    assert mt.auto_min_face(1024, 768) == int(0.16 * 768)
+    with pytest.raises(UserError, match="positive int or 'auto'"):
+        mt.MTCNN(min_face_size="big")
+    with pytest.raises(UserError, match="positive int or 'auto'"):
+        mt.MTCNN(min_face_size=0)
+
+
+def _lfw_image(lfw_mini: Path, k: int = 0) -> np.ndarray:
+    path = sorted(lfw_mini.glob("*/*.jpg"))[k]
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_auto_first_pass_is_the_sized_pass(detector, lfw_mini) -> None:
+    """On a 250 px LFW photo "auto" is min face 40, bit for bit; the face is found."""
+    auto = mt.MTCNN(detector.weights_dir, min_face_size="auto")
+    forty = mt.MTCNN(detector.weights_dir, min_face_size=40)
+    images = [_lfw_image(lfw_mini, k) for k in range(4)]
+    for got, want in zip(auto.detect_many(images), forty.detect_many(images), strict=True):
+        assert got and [f.box for f in got] == [f.box for f in want]
+        assert [f.landmarks5.tolist() for f in got] == [f.landmarks5.tolist() for f in want]
+
+
+def test_auto_searches_again_at_20_px_where_the_first_pass_finds_none(
+    detector, lfw_mini, monkeypatch
+) -> None:
+    """An image whose first pass finds nothing is detected again exactly as the native 20 px
+    detector does; an image with a face in the same batch keeps its first-pass result.
+
+    MTCNN's refinement finds even ~20 px faces from the coarse levels on LFW-like canvases
+    (tried: 18-39 px faces on 600-1000 px textured canvases), so a first pass that finds
+    nothing is forced here: a minimum face larger than the 600 px canvas (no pyramid level).
+    """
+    small = np.asarray(Image.fromarray(_lfw_image(lfw_mini)).resize((100, 100), Image.BILINEAR))
+    canvas = np.full((600, 600, 3), 128, np.uint8)
+    canvas[250:350, 250:350] = small
+    monkeypatch.setattr(mt, "auto_min_face", lambda h, w: 10_000 if h == 600 else 40)
+    auto = mt.MTCNN(detector.weights_dir, min_face_size="auto")
+    assert auto.scales(600, 600) == []  # the first pass cannot find anything
+    want = detector.detect(canvas)
+    assert want and [f.box for f in auto.detect(canvas)] == [f.box for f in want]
+    big = _lfw_image(lfw_mini)
+    batch = auto.detect_many([canvas, big])
+    assert [f.box for f in batch[0]] == [f.box for f in want]
+    forty = mt.MTCNN(detector.weights_dir, min_face_size=40)
+    assert [f.box for f in batch[1]] == [f.box for f in forty.detect(big)]
+    assert auto.detect(np.full((600, 600, 3), 128, np.uint8)) == []  # nothing either way
+
+
 # --------------------------------------------------------------------------- weights lookup
 
 

@@ -112,7 +112,9 @@ def test_frozen_geometry_is_what_synth_computes_here(lfw_root: Path, tmp_path: P
     protocol = load_protocol(PROTOCOLS / "lfw-view2-masked-v1.json")
     params = protocol["generation"]["params"]
     masked = [im for im in protocol["images"] if im["masked"]][::200]
-    config = SynthConfig(dataset="lfw", root=str(lfw_root), colors=",".join(params["colors"]))
+    config = SynthConfig(
+        dataset="lfw", root=str(lfw_root), colors=",".join(params["colors"]), min_face="native"
+    )
     pipeline = SynthPipeline(config, lfw_root, tmp_path)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in synth workers

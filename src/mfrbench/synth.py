@@ -91,7 +91,7 @@ class SynthConfig:
     min_side: int = 32
     seed: int = 0
     limit: int | None = None
-    min_face: int | None = None  # px; None: each detector's own minimum (see detector_options)
+    min_face: int | str = "auto"  # px, "auto" or "native": see MIN_FACE_RULES, detector_options
     device: str = "cpu"  # where MTCNN runs; not a parameter of the output (see params())
 
     def validate(self) -> None:
@@ -113,7 +113,9 @@ class SynthConfig:
             raise UserError(f"--augment-copies must be >= 1, got {self.augment_copies}")
         if self.limit is not None and self.limit < 1:
             raise UserError(f"--limit must be >= 1, got {self.limit}")
-        if self.min_face is not None and self.min_face < MIN_FACE_FLOOR:
+        if isinstance(self.min_face, str):
+            _one_of("--min-face", self.min_face, MIN_FACE_RULES)
+        elif self.min_face < MIN_FACE_FLOOR:
             raise UserError(f"--min-face must be at least {MIN_FACE_FLOOR} px, got {self.min_face}")
         if not 1 <= self.jpeg_quality <= 100:
             raise UserError(f"--jpeg-quality must be in 1..100, got {self.jpeg_quality}")
@@ -139,9 +141,10 @@ class SynthConfig:
         d["augment"] = list(self.augment)
         model = d.pop("mediapipe_model")
         d["mediapipe_model_sha256"] = _file_sha256(model) if model else None
-        # Recorded only when set, and the HOG rule only when HOG leads: manifests made
-        # before either existed (MTCNN- or Haar-led, no --min-face) keep their bytes.
-        if d["min_face"] is None:
+        # Recorded only where it acts (a size, or "auto" with MTCNN in the cascade), and the
+        # HOG rule only when HOG leads: manifests made before either existed (MTCNN- or
+        # Haar-led, each detector's own minimum) keep their bytes with --min-face native.
+        if self.min_face == "native" or (self.min_face == "auto" and not _auto_acts(self)):
             d.pop("min_face")
         if cascade_names(self.detector, self.fallback)[0] in _RETRY_DETECTORS:
             d["dlib_upsample"] = "0-then-1"
@@ -153,24 +156,48 @@ class SynthConfig:
 
 #: MTCNN's P-Net window: no detector here finds faces smaller than this.
 MIN_FACE_FLOOR = 12
+#: --min-face words: "auto" (the default) is MTCNN's ``min_face_size="auto"`` (faces of 16% of
+#: the shorter side first, then down to 20 px where none is found; other detectors keep their
+#: own minimum); "native" is each detector's own minimum (MTCNN 20, Haar 30), as before "auto".
+MIN_FACE_RULES = ("auto", "native")
 #: dlib detectors that, when they lead the cascade, try upsample 0 before 1 (bench/hog_upsample.py).
 _RETRY_DETECTORS = ("dlib", "mmod")
 
 
 def detector_options(config: SynthConfig, names: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Constructor options per detector in the cascade ``names``: the minimum face size
-    (MTCNN ``min_face_size``, Haar ``min_size``, dlib ``min_face``) and the HOG/MMOD retry rule
-    for a dlib detector that leads the cascade. A fallback keeps its defaults (upsample 1 on
-    small images), so MTCNN-led runs give the bytes they gave before."""
+    (MTCNN ``min_face_size``, Haar ``min_size``, dlib ``min_face``; ``"auto"`` reaches MTCNN
+    only) and the HOG/MMOD retry rule for a dlib detector that leads the cascade. A fallback
+    keeps its defaults (upsample 1 on small images), so MTCNN-led runs with ``--min-face
+    native`` give the bytes they gave before either rule."""
     opts: dict[str, dict[str, Any]] = {name: {} for name in names}
     if names and names[0] in _RETRY_DETECTORS:
         opts[names[0]]["retry"] = True
-    if config.min_face is not None:
+    if config.min_face == "auto" and "mtcnn" in names:
+        opts["mtcnn"]["min_face_size"] = "auto"
+    elif not isinstance(config.min_face, str):
         key = {"mtcnn": "min_face_size", "haar": "min_size", "dlib": "min_face", "mmod": "min_face"}
         for name in names:
             if name in key:
                 opts[name][key[name]] = config.min_face
     return {name: o for name, o in opts.items() if o}
+
+
+def parse_min_face(value: str | int) -> int | str:
+    """``--min-face`` as typed: "auto", "native" or a size in px (validated by SynthConfig)."""
+    if isinstance(value, int) or value in MIN_FACE_RULES:
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise UserError(
+            f"--min-face: expected a size in px, 'auto' or 'native', got {value!r}"
+        ) from None
+
+
+def _auto_acts(config: SynthConfig) -> bool:
+    """Whether ``--min-face auto`` changes anything: only MTCNN has an "auto" rule."""
+    return "mtcnn" in cascade_names(config.detector, config.fallback)
 
 
 def _file_sha256(path: str) -> str:

@@ -71,13 +71,14 @@ def synth_command(
     ray_address: RayAddress = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N images.")] = None,
     min_face: Annotated[
-        int | None,
+        str,
         typer.Option(
-            help="Smallest face to look for, px (MTCNN min face size, Haar min size, dlib: "
-            "no upsampling from 80). Default: each detector's own (MTCNN 20, Haar 30). "
-            "LFW-sized photos: 40 (docs/benchmarks.md)."
+            help="Smallest face to look for: PX (MTCNN min face size, Haar min size, dlib: "
+            "no upsampling from 80), 'auto' (MTCNN: 16% of the shorter image side first, "
+            "down to 20 px where that finds none) or 'native' (each detector's own: MTCNN "
+            "20, Haar 30). See docs/benchmarks.md."
         ),
-    ] = None,
+    ] = "auto",
     device: Annotated[
         str, typer.Option(help="Where MTCNN runs: cpu, cuda or cuda:N (not recorded).")
     ] = "cpu",
@@ -91,7 +92,7 @@ def synth_command(
 ) -> None:
     """Detect, landmark, mask and crop every image of DATASET into OUT, with a Parquet manifest."""
     from mfrbench.evaluate.formatting import num
-    from mfrbench.synth import SynthConfig, run_synth
+    from mfrbench.synth import SynthConfig, parse_min_face, run_synth
 
     where = executor_from(executor, ray_address, workers)
 
@@ -114,7 +115,7 @@ def synth_command(
         augment_copies=augment_copies,
         seed=seed,
         limit=limit,
-        min_face=min_face,
+        min_face=parse_min_face(min_face),
     )
     progress = make_progress(
         console,

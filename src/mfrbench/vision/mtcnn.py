@@ -34,9 +34,29 @@ from mfrbench.vision.device import resolve_device
 from mfrbench.vision.mtcnn_weights import FIX, WEIGHT_FILES, WEIGHTS_ENV, find_weights_dir
 from mfrbench.vision.types import Face
 
-__all__ = ["MTCNN", "WEIGHTS_ENV", "WEIGHT_FILES", "find_weights_dir", "nms", "nms_numpy"]
+__all__ = [
+    "AUTO_MIN_FACE_FRACTION",
+    "MTCNN",
+    "NATIVE_MIN_FACE",
+    "WEIGHTS_ENV",
+    "WEIGHT_FILES",
+    "auto_min_face",
+    "find_weights_dir",
+    "nms",
+    "nms_numpy",
+]
 
 _BATCH = 512  # crops per R-Net/O-Net call (as facenet), bounding memory on huge images
+#: facenet's minimum face size (px): what ``min_face_size="auto"`` falls back to.
+NATIVE_MIN_FACE = 20
+#: ``min_face_size="auto"``: first look only for faces at least this fraction of the shorter
+#: image side (40 px on a 250 px LFW photo; bench/min_face_speed.py, docs/benchmarks.md).
+AUTO_MIN_FACE_FRACTION = 0.16
+
+
+def auto_min_face(height: int, width: int) -> int:
+    """The first-pass minimum face size of ``min_face_size="auto"`` for an image size (px)."""
+    return max(NATIVE_MIN_FACE, int(AUTO_MIN_FACE_FRACTION * min(height, width)))
 
 
 # --------------------------------------------------------------------------- networks
@@ -464,6 +484,13 @@ class MTCNN:
     R-Net call. Output is deterministic for a given set of images per call and torch thread
     count (the synth runner calls it per fixed chunk, one thread per worker).
 
+    min_face_size: the smallest face looked for, px (facenet's 20 by default), or ``"auto"``:
+    first only faces of at least :data:`AUTO_MIN_FACE_FRACTION` of the image's shorter side
+    (never under 20 px; :func:`auto_min_face`), and for an image where that finds nothing, a
+    second full pass down to 20 px. Face-centred photos (LFW: faces ~100 px in 250 px) lose no
+    face and skip the pyramid's two largest, costliest levels; the boxes come from other
+    pyramid scales, so they move a little (docs/benchmarks.md).
+
     device: ``cpu`` (default), ``cuda`` or ``cuda:N`` (:func:`~mfrbench.vision.device.
     resolve_device`); the networks run there, box bookkeeping stays in numpy. GPU results
     differ from the CPU's by float rounding only (within the golden tolerance).
@@ -475,14 +502,16 @@ class MTCNN:
         self,
         weights_dir: str | Path | None = None,
         *,
-        min_face_size: int = 20,
+        min_face_size: int | str = NATIVE_MIN_FACE,
         thresholds: Sequence[float] = (0.6, 0.7, 0.7),
         factor: float = 0.709,
         device: str | torch.device | None = None,
         pnet_batch: int | None = None,
     ) -> None:
-        if min_face_size <= 0:
-            raise UserError(f"MTCNN min_face_size must be positive, got {min_face_size}")
+        if min_face_size != "auto" and not (isinstance(min_face_size, int) and min_face_size > 0):
+            raise UserError(
+                f"MTCNN min_face_size must be a positive int or 'auto', got {min_face_size!r}"
+            )
         if len(thresholds) != 3:
             raise UserError(f"MTCNN needs three thresholds, got {tuple(thresholds)}")
         if not 0.0 < factor < 1.0:
@@ -500,11 +529,18 @@ class MTCNN:
         self.pnet = _load(PNet(), folder / "pnet.pt").to(self.device)
         self.rnet = _load(RNet(), folder / "rnet.pt").to(self.device)
         self.onet = _load(ONet(), folder / "onet.pt").to(self.device)
-        self._pyramids: dict[tuple[int, int], list[_Level]] = {}
+        self._pyramids: dict[tuple[int, int, int], list[_Level]] = {}
 
-    def scales(self, height: int, width: int) -> list[float]:
-        """Pyramid scales: the smallest face maps to 12 px, then shrink by ``factor``."""
-        m = 12.0 / self.min_face_size
+    def min_face_for(self, height: int, width: int) -> int:
+        """The minimum face size (px) of the first pass on an image of this size."""
+        if self.min_face_size == "auto":
+            return auto_min_face(height, width)
+        return int(self.min_face_size)
+
+    def scales(self, height: int, width: int, min_face: int | None = None) -> list[float]:
+        """Pyramid scales: the smallest face (``min_face``, else :meth:`min_face_for`) maps to
+        12 px, then shrink by ``factor``."""
+        m = 12.0 / (min_face or self.min_face_for(height, width))
         minl = min(height, width) * m
         scales = []
         scale = m
@@ -514,13 +550,15 @@ class MTCNN:
             minl = minl * self.factor
         return scales
 
-    def _pyramid(self, height: int, width: int) -> list[_Level]:
-        """Pyramid geometry for an image size, cached (datasets repeat a few sizes)."""
-        key = (height, width)
+    def _pyramid(self, height: int, width: int, min_face: int) -> list[_Level]:
+        """Pyramid geometry for an image size and minimum face, cached (datasets repeat a few
+        sizes)."""
+        key = (height, width, min_face)
         if key not in self._pyramids:
             if len(self._pyramids) >= 64:
                 self._pyramids.clear()
-            self._pyramids[key] = [_Level(s, height, width) for s in self.scales(height, width)]
+            levels = [_Level(s, height, width) for s in self.scales(height, width, min_face)]
+            self._pyramids[key] = levels
         return self._pyramids[key]
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
@@ -535,21 +573,35 @@ class MTCNN:
             # groups of pnet_batch images: on CPU larger groups are slower (cache misses)
             for start in range(0, len(checked), self.pnet_batch):
                 found += self._detect_many(checked[start : start + self.pnet_batch])
+            # "auto": an image whose first pass found nothing is searched again down to 20 px
+            again = [
+                i
+                for i, (boxes, _) in enumerate(found)
+                if not len(boxes) and self.min_face_for(*checked[i].shape[:2]) > NATIVE_MIN_FACE
+            ]
+            for start in range(0, len(again), self.pnet_batch):
+                part = again[start : start + self.pnet_batch]
+                redone = self._detect_many([checked[i] for i in part], NATIVE_MIN_FACE)
+                for i, result in zip(part, redone, strict=True):
+                    found[i] = result
         return [_faces(boxes, points) for boxes, points in found]
 
     # The three stages; arithmetic follows facenet's detect_face step for step. Boxes are
     # float32 numpy arrays (x1, y1, x2, y2, score, ...); only the networks run in torch.
 
-    def _detect_many(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _detect_many(
+        self, images: list[np.ndarray], min_face: int | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Boxes and points per image; ``min_face`` overrides :meth:`min_face_for`."""
         sizes = [(int(rgb.shape[1]), int(rgb.shape[0])) for rgb in images]
         tables: dict[int, torch.Tensor] = {}
         groups: dict[tuple[int, int], list[int]] = {}
         for i, (w, h) in enumerate(sizes):
-            if self._pyramid(h, w):
+            if self._pyramid(h, w, min_face or self.min_face_for(h, w)):
                 groups.setdefault((h, w), []).append(i)
         boxes: dict[int, np.ndarray] = {}
         for (h, w), members in groups.items():
-            pyramid = self._pyramid(h, w)
+            pyramid = self._pyramid(h, w, min_face or self.min_face_for(h, w))
             for start in range(0, len(members), self.pnet_batch):
                 part = members[start : start + self.pnet_batch]
                 stacked = _integral_many([images[i] for i in part])

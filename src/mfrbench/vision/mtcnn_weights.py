@@ -19,7 +19,6 @@ WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
 FIX = f"pip install --no-deps facenet-pytorch==2.6.0 or set {WEIGHTS_ENV}=DIR"
 
 
-
 def _has_weights(folder: Path) -> bool:
     return all((folder / name).is_file() for name in WEIGHT_FILES)
 
