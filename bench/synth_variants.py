@@ -10,7 +10,9 @@ tree, then each run is a fresh ``mfrbench synth lfw`` process (3 colours, ``--wo
 today's code against the committed one. Printed per run: wall seconds, source images/s, images
 with a face, and against the first run: images that gained or lost a face, images whose chosen
 face is byte-identical (same detector, same box), and images where it moved (box IoU < 0.9) or
-changed detector.
+changed detector; then per run the faces per detector and how far the boxes moved (IoU and
+largest coordinate shift quantiles, :func:`shifts`). The outputs stay in the printed scratch
+folder.
 """
 
 from __future__ import annotations
@@ -65,6 +67,34 @@ def compare(ref: dict, found: dict) -> tuple[int, int, int, int]:
     return gained, lost, same, moved
 
 
+def shifts(ref: dict, found: dict) -> str:
+    """Detector counts of ``found``, and where both runs chose a face with the same detector:
+    the box IoU against ``ref`` (min, 1st percentile, median) and the largest coordinate
+    shift in px (median, 99th percentile, max)."""
+    import numpy as np
+
+    detectors: dict[str, int] = {}
+    ious, moves = [], []
+    for k, v in found.items():
+        if v is None:
+            continue
+        detectors[v[0]] = detectors.get(v[0], 0) + 1
+        old = ref[k]
+        if old is not None and old[0] == v[0]:
+            ious.append(_iou(old[1], v[1]))
+            moves.append(max(abs(x - y) for x, y in zip(old[1], v[1], strict=True)))
+    if not ious:
+        return f"detectors {detectors}"
+    iou, move = np.asarray(ious), np.asarray(moves)
+    return (
+        f"detectors {dict(sorted(detectors.items()))}; same detector as the first run: "
+        f"{len(iou)}, IoU min/p1/median {iou.min():.3f}/{np.percentile(iou, 1):.3f}/"
+        f"{np.median(iou):.3f}, largest shift px median/p99/max {np.median(move):.2f}/"
+        f"{np.percentile(move, 99):.2f}/{move.max():.2f}, IoU < 0.5 (another face): "
+        f"{int((iou < 0.5).sum())}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=data_root() / "lfw")
@@ -92,6 +122,7 @@ def main() -> None:
 
     print(f"{len(paths)} images (every {a.every} of {a.root}), {a.workers} workers, 3 colours")
     ref: dict[str, tuple[str, tuple[float, ...]] | None] | None = None
+    details: list[str] = []
     print(
         f"{'run':8} {'wall s':>7} {'img/s':>6} {'faces':>6} {'+face':>6} {'-face':>6} {'same':>6} "
         f"{'moved':>6}"
@@ -117,6 +148,8 @@ def main() -> None:
             f"{same:6d} {moved:6d}   {' '.join(extra)}",
             flush=True,
         )
+        details.append(f"{name}: {shifts(ref, found)}")
+    print("\n".join(details))
 
 
 if __name__ == "__main__":

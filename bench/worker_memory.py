@@ -66,9 +66,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--one", str(n), "--root", args.root]
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         r = json.loads(done.stdout.strip().splitlines()[-1])
-        print(
-            f"{r['n']:>6} images  {r['s']:>6.1f} s  peak {r['peak']:>5} MiB  by chunk {r['rss']}"
-        )
+        print(f"{r['n']:>6} images  {r['s']:>6.1f} s  peak {r['peak']:>5} MiB  by chunk {r['rss']}")
 
 
 if __name__ == "__main__":
