@@ -6,7 +6,7 @@ pairs} -> {vision, datasets} -> {digest/io, errors})::
     0  the package root (``__version__``), errors, digest, records, manifest, executors,
        ray_executor, workers, fetch, colors
     1  vision, datasets
-    2  models, protocol, pairs, faces, synth
+    2  models, protocol, pairs, faces, synth, augment
     3  evaluate, train
     4  demo, cli (package), __main__
 
@@ -45,7 +45,7 @@ LAYERS: tuple[frozenset[str], ...] = (
         }
     ),
     frozenset({"vision", "datasets"}),
-    frozenset({"models", "protocol", "pairs", "faces", "synth"}),
+    frozenset({"models", "protocol", "pairs", "faces", "synth", "augment"}),
     frozenset({"evaluate", "train"}),
     frozenset({"demo", "cli", "__main__"}),
 )
