@@ -72,6 +72,25 @@ SYNTH_SCHEMA = pa.schema(
 )
 
 
+#: Columns a synth manifest has only when the option that fills them is used, so manifests made
+#: without them keep their bytes: ``mask_style`` (``--masks``: the drawn mask's kind, style or
+#: colour as canonical JSON, :class:`~mfrbench.vision.mask_mix.MaskRecord`) and
+#: ``occlusion_path`` (``--occlusion-masks``: the output's occlusion PNG).
+OPTIONAL_SYNTH_FIELDS = {
+    "mask_style": pa.field("mask_style", pa.string()),
+    "occlusion_path": pa.field("occlusion_path", pa.string()),
+}
+
+
+def synth_schema(*optional: str) -> pa.Schema:
+    """SYNTH_SCHEMA plus the named optional columns (:data:`OPTIONAL_SYNTH_FIELDS`), in order."""
+    schema = SYNTH_SCHEMA
+    for name in OPTIONAL_SYNTH_FIELDS:
+        if name in optional:
+            schema = schema.append(OPTIONAL_SYNTH_FIELDS[name])
+    return schema
+
+
 def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema = SYNTH_SCHEMA) -> pa.Table:
     """Build a table with exactly ``schema``; missing keys become nulls."""
     columns = {f.name: [r.get(f.name) for r in rows] for f in schema}

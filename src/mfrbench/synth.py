@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -36,10 +36,10 @@ from mfrbench.executors import LOCAL, Executor
 from mfrbench.manifest import (
     MANIFEST_SCHEMA_VERSION,
     STATUS_OK,
-    SYNTH_SCHEMA,
     canonical_json,
     concat_parquet_atomic,
     rows_to_table,
+    synth_schema,
     with_metadata,
     write_bytes_atomic,
     write_json_atomic,
@@ -57,6 +57,9 @@ from mfrbench.vision.detect import (
 )
 from mfrbench.vision.landmarks import make_landmarker
 from mfrbench.vision.mask import MASK_SHAPES, mask_polygon
+from mfrbench.vision.mask_mix import MaskMix, MaskRecord, apply_mask
+from mfrbench.vision.mask_styles import MaskStyle, color_name
+from mfrbench.vision.occlusion import crop_occlusion, encode_occlusion, polygon_occlusion
 from mfrbench.vision.render import encode, render
 from mfrbench.vision.roi import ROI_KINDS, expand_box, output_size, roi_box
 from mfrbench.workers import release_freed_memory, restore_threads, single_threaded, spawn_map
@@ -92,6 +95,8 @@ class SynthConfig:
     seed: int = 0
     limit: int | None = None
     min_face: int | str = "auto"  # px, "auto" or "native": see MIN_FACE_RULES, detector_options
+    masks: str = ""  # a mask mix ("surgical:0.6,cloth:0.4"): one drawn mask per image, not colours
+    occlusion_masks: bool = False  # also write each masked output's occlusion PNG
     device: str = "cpu"  # where MTCNN runs; not a parameter of the output (see params())
 
     def validate(self) -> None:
@@ -117,6 +122,8 @@ class SynthConfig:
             _one_of("--min-face", self.min_face, MIN_FACE_RULES)
         elif self.min_face < MIN_FACE_FLOOR:
             raise UserError(f"--min-face must be at least {MIN_FACE_FLOOR} px, got {self.min_face}")
+        if self.masks:
+            MaskMix.parse(self.masks)
         if not 1 <= self.jpeg_quality <= 100:
             raise UserError(f"--jpeg-quality must be in 1..100, got {self.jpeg_quality}")
         if self.device != "cpu":  # torch is imported only when a GPU is asked for
@@ -148,7 +155,20 @@ class SynthConfig:
             d.pop("min_face")
         if cascade_names(self.detector, self.fallback)[0] in _RETRY_DETECTORS:
             d["dlib_upsample"] = "0-then-1"
+        # Mixes and occlusion masks likewise: recorded only when used (the mix canonical).
+        if self.masks:
+            d["masks"] = MaskMix.parse(self.masks).spec()
+        else:
+            d.pop("masks")
+        if not self.occlusion_masks:
+            d.pop("occlusion_masks")
         return d
+
+    def optional_columns(self) -> tuple[str, ...]:
+        """The manifest's optional columns this run fills (manifest.OPTIONAL_SYNTH_FIELDS)."""
+        return (*(("mask_style",) if self.masks else ()),) + (
+            ("occlusion_path",) if self.occlusion_masks else ()
+        )
 
     def digest(self) -> str:
         return hashlib.sha256(canonical_json(self.params()).encode()).hexdigest()
@@ -235,22 +255,30 @@ class Variant:
     rgb: tuple[int, int, int] | None = None
     aug_kind: str | None = None
     aug_copy: int = 0
+    mix: bool = False  # ``mask-mix``: the image's mask drawn from --masks (kind, look, colour)
 
     @property
     def masked(self) -> bool:
-        return self.color is not None
+        return self.color is not None or self.mix
 
 
 def plan_variants(config: SynthConfig) -> list[Variant]:
     """The variants every source image gets, in a fixed order."""
     base = [Variant("unmasked")]
-    base += [Variant(f"mask-{name}", name, rgb) for name, rgb in parse_colors(config.colors)]
+    if config.masks:
+        base.append(Variant(MIX_VARIANT, mix=True))
+    else:
+        base += [Variant(f"mask-{name}", name, rgb) for name, rgb in parse_colors(config.colors)]
     out = list(base)
     for kind in config.augment:
         for copy in range(config.augment_copies):
             for v in base:
-                out.append(Variant(f"{v.name}+{kind}{copy}", v.color, v.rgb, kind, copy))
+                out.append(Variant(f"{v.name}+{kind}{copy}", v.color, v.rgb, kind, copy, v.mix))
     return out
+
+
+#: The variant of ``--masks`` runs: one mask per image, drawn from the mix.
+MIX_VARIANT = "mask-mix"
 
 
 def output_names(records: Sequence[Record], fmt: str) -> dict[str, str]:
@@ -281,6 +309,7 @@ class SynthPipeline:
         kwargs = {"model_path": config.mediapipe_model} if config.landmarks == "mediapipe" else {}
         self.landmarker = make_landmarker(config.landmarks, **kwargs)
         self.out_wh = output_size(config.roi, config.size)
+        self.mix = MaskMix.parse(config.masks) if config.masks else None
         self.timings: Counter[str] = Counter()
 
     def _base_row(self, rec: Record) -> dict[str, Any]:
@@ -360,15 +389,19 @@ class SynthPipeline:
         return out
 
     def _render_all(
-        self, geometry: tuple[np.ndarray, np.ndarray], base: dict[str, Any], out_rel: str
+        self,
+        geometry: tuple[np.ndarray, np.ndarray, np.ndarray],
+        base: dict[str, Any],
+        out_rel: str,
     ) -> list[dict[str, Any]]:
         """One row per variant of an image whose face was located."""
-        rgb, polygon = geometry
+        rgb, polygon, canon = geometry
+        mixed = self._mixed(rgb, canon, base["src_path"]) if self.mix is not None else None
         rows = []
         for v in self.variants:
             row = self._variant_row(base, v)
             try:
-                self._render_variant(rgb, polygon, v, row, out_rel)
+                self._render_variant(rgb, polygon, v, row, out_rel, mixed)
             except ImageError as err:
                 row.update(status=err.status, reason=err.reason)
             rows.append(row)
@@ -394,8 +427,10 @@ class SynthPipeline:
 
     def _locate(
         self, rgb: np.ndarray, detection: Detection, row: dict[str, Any]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Pick the face, landmark it; fills the shared row fields. Raises ImageError."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pick the face, landmark it; fills the shared row fields. Raises ImageError.
+
+        Returns (image, mask polygon, canonical 68 landmarks)."""
         c = self.config
         h, w = rgb.shape[:2]
         t = time.perf_counter()
@@ -427,10 +462,26 @@ class SynthPipeline:
             landmarks=canon.astype(np.float32).ravel().tolist(),
             roi_box=list(box),
         )
-        return rgb, polygon
+        return rgb, polygon, canon
+
+    def _mixed(self, rgb: np.ndarray, canon: np.ndarray, src_path: str) -> _Mixed:
+        """This image's mask from the mix: drawn from (seed, source path) alone, so any worker
+        count, chunking or executor gives the same mask; its augmented copies share it."""
+        assert self.mix is not None
+        rng = augment.make_rng(self.config.seed, f"{src_path}|{MIX_VARIANT}")
+        masked, occ, record = apply_mask(rgb, canon, self.mix, rng)
+        kind = record["mask_type"]
+        polygon = mask_polygon(canon, kind) if record["style"] is None else None
+        return _Mixed(masked, occ, record, polygon)
 
     def _render_variant(
-        self, rgb: np.ndarray, polygon: np.ndarray, v: Variant, row: dict[str, Any], out_rel: str
+        self,
+        rgb: np.ndarray,
+        polygon: np.ndarray,
+        v: Variant,
+        row: dict[str, Any],
+        out_rel: str,
+        mixed: _Mixed | None = None,
     ) -> None:
         c = self.config
         t = time.perf_counter()
@@ -439,29 +490,62 @@ class SynthPipeline:
             rng = augment.make_rng(c.seed, f"{row['src_path']}|{v.name}")
             aug = augment.sample_params(v.aug_kind, rng)
             row["augment"] = canonical_json({"kind": aug.kind, "params": aug.params})
-        img = render(
-            rgb,
-            tuple(row["roi_box"]),
-            self.out_wh,
-            polygon if v.masked else None,
-            v.rgb,
-            aug,
-        )
+        x1, y1, x2, y2 = (int(b) for b in row["roi_box"])
+        box = (x1, y1, x2, y2)
+        occ: np.ndarray | None = None
+        if v.mix:
+            assert mixed is not None
+            img = render(mixed.rgb, box, self.out_wh, None, None, aug)
+            occ = mixed.occlusion
+            _record_mix(row, mixed.record)
+            if mixed.polygon is not None:
+                row["mask_polygon"] = mixed.polygon.ravel().tolist()
+        else:
+            img = render(rgb, box, self.out_wh, polygon if v.masked else None, v.rgb, aug)
+            if v.masked:
+                row["mask_polygon"] = polygon.ravel().tolist()
+                if c.occlusion_masks:
+                    occ = polygon_occlusion(rgb.shape, polygon)
         data = encode(img, c.image_format, c.jpeg_quality)
         t = self._timed("render", t)
         rel = f"images/{v.name}/{out_rel}"
+        occ_rel = str(PurePosixPath(f"occlusion/{v.name}/{out_rel}").with_suffix(".png"))
         try:
             write_bytes_atomic(self.out / rel, data)
+            if c.occlusion_masks and occ is not None:
+                occ_out = crop_occlusion(occ, box, self.out_wh, aug)
+                write_bytes_atomic(self.out / occ_rel, encode_occlusion(occ_out))
+                row["occlusion_path"] = occ_rel
         except OSError as e:
             raise ImageError("write_error", f"cannot write {rel}: {e.strerror or e}") from e
         self._timed("write", t)
         row.update(
-            mask_polygon=polygon.ravel().tolist() if v.masked else None,
             out_path=rel,
             out_sha256=hashlib.sha256(data).hexdigest(),
             out_width=img.shape[1],
             out_height=img.shape[0],
         )
+
+
+class _Mixed(NamedTuple):
+    """A source image with its drawn mix mask: masked pixels, occlusion, record, polygon."""
+
+    rgb: np.ndarray
+    occlusion: np.ndarray
+    record: MaskRecord
+    polygon: np.ndarray | None
+
+
+def _record_mix(row: dict[str, Any], record: MaskRecord) -> None:
+    """A mix row's mask fields: kind, colour name and RGB, polygon (polygon kinds) or style."""
+    style = record["style"]
+    rgb = record["color_rgb"] if style is None else list(style["color"])
+    row.update(
+        mask_shape=record["mask_type"],
+        color=record["color"] if style is None else color_name(MaskStyle.from_json(style)),
+        color_rgb=rgb,
+        mask_style=canonical_json(record),
+    )
 
 
 # ----------------------------------------------------------------------------- runner
@@ -641,12 +725,13 @@ def run_synth(
         "params": config.params(),
         "params_digest": digest,
     }
-    schema = with_metadata(SYNTH_SCHEMA, meta)
+    columns = synth_schema(*config.optional_columns())
+    schema = with_metadata(columns, meta)
     stage_seconds: Counter[str] = Counter()
     done, failed = resumed, 0
     by_index = {c.index: c for c in todo}
     for index, rows, timings in _execute(todo, config, root, out, workers, executor):
-        table = rows_to_table(rows).replace_schema_metadata(
+        table = rows_to_table(rows, columns).replace_schema_metadata(
             {b"chunk_digest": by_index[index].digest().encode(), b"params_digest": digest.encode()}
         )
         write_table_atomic(table, _part_path(out, index))

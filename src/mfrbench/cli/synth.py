@@ -50,6 +50,22 @@ def synth_command(
             help="face_landmarker.task (else $MFRBENCH_MEDIAPIPE_MODEL, cache, download)."
         ),
     ] = None,
+    masks: Annotated[
+        str,
+        typer.Option(
+            help="A mask mix instead of --colors: kinds with weights, e.g. "
+            "surgical:0.4,cloth:0.3,n95:0.2,paper:0.1 (surgical, n95, kn95, cloth, paper, "
+            "nist-*); one mask per image, drawn from the seed and the image, in images/mask-mix/."
+        ),
+    ] = "",
+    occlusion_masks: Annotated[
+        bool,
+        typer.Option(
+            "--occlusion-masks",
+            help="Also write each masked output's occlusion mask (0/255 PNG, output-crop "
+            "coordinates) under occlusion/, named in the manifest's occlusion_path.",
+        ),
+    ] = False,
     margin: Annotated[int, typer.Option(help="Pixels added around the face box.")] = 15,
     face_policy: Annotated[
         str,
@@ -116,6 +132,8 @@ def synth_command(
         seed=seed,
         limit=limit,
         min_face=parse_min_face(min_face),
+        masks=masks,
+        occlusion_masks=occlusion_masks,
     )
     progress = make_progress(
         console,

@@ -111,6 +111,11 @@ def images_from_manifest(
     if absent:
         raise UserError(f"not a synth manifest: column(s) {', '.join(absent)} missing")
     table = table.select(list(_MANIFEST_COLUMNS))
+    if pc.any(pc.starts_with(table["variant"], "mask-mix")).as_py():
+        raise UserError(
+            "this manifest was made with synth --masks (one drawn mask per image): protocols "
+            "do not record mask styles yet; make the protocol from a --colors run"
+        )
     table = table.filter(
         pc.and_(pc.equal(table["status"], STATUS_OK), pc.is_null(table["augment"]))
     )

@@ -1,0 +1,128 @@
+"""synth --masks (a drawn mask per image) and --occlusion-masks, on real LFW photos."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from mfrbench.errors import UserError
+from mfrbench.manifest import read_metadata
+from mfrbench.pairs.refs import images_from_manifest
+from mfrbench.synth import MIX_VARIANT, SynthConfig, run_synth
+from mfrbench.vision.decode import decode_image
+from mfrbench.vision.mask_mix import redraw_mask
+from mfrbench.vision.occlusion import crop_occlusion, polygon_occlusion
+from mfrbench.vision.roi import crop_resize
+
+MIX = "surgical:0.4,cloth:0.3,n95:0.2,paper:0.1"
+
+
+def _config(lfw_mini: Path, **kw) -> SynthConfig:
+    base = dict(  # the whole face box as output (roi none), so crops show the mask
+        dataset="lfw", root=str(lfw_mini), limit=8, image_format="png", detector="dlib", roi="none"
+    )
+    return SynthConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def mixed(lfw_mini: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    out = tmp_path_factory.mktemp("mix")
+    run_synth(_config(lfw_mini, masks=MIX, occlusion_masks=True), out, workers=1)
+    return out, pq.read_table(out / "manifest.parquet").to_pylist()
+
+
+def _png(path: Path) -> np.ndarray:
+    import cv2
+
+    return cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def test_one_drawn_mask_per_image_redrawn_from_its_row(mixed, lfw_mini: Path) -> None:
+    """Each mask-mix output is the recorded mask on the source, cropped: pixel for pixel."""
+    out, rows = mixed
+    assert {r["variant"] for r in rows} == {"unmasked", MIX_VARIANT}
+    kinds = set()
+    for row in rows:
+        assert row["status"] == "ok", row["reason"]
+        if row["variant"] == "unmasked":
+            assert row["mask_style"] is None and row["occlusion_path"] is None
+            continue
+        record = json.loads(row["mask_style"])
+        kinds.add(record["mask_type"])
+        assert row["mask_shape"] == record["mask_type"] and row["masked"]
+        assert (row["mask_polygon"] is None) == (record["style"] is not None)
+        src = decode_image((lfw_mini / row["src_path"]).read_bytes()).rgb
+        canon = np.asarray(row["landmarks"], np.float64).reshape(68, 2)
+        masked, occ = redraw_mask(src, canon, record)
+        size = (row["out_width"], row["out_height"])
+        got = decode_image((out / row["out_path"]).read_bytes()).rgb
+        assert np.array_equal(crop_resize(masked, row["roi_box"], size), got)
+        occ_png = _png(out / row["occlusion_path"])
+        assert occ_png.shape == (size[1], size[0]) and set(np.unique(occ_png)) <= {0, 255}
+        assert np.array_equal(occ_png == 255, crop_occlusion(occ, row["roi_box"], size))
+        assert 0.15 < (occ_png == 255).mean() < 0.95  # a mask, in the crop, not everything
+    assert len(kinds) >= 2  # seed 0 over 8 photos draws several kinds from the mix
+
+
+def test_same_bytes_with_two_workers(mixed, lfw_mini: Path, tmp_path: Path) -> None:
+    out, _ = mixed
+    run_synth(_config(lfw_mini, masks=MIX, occlusion_masks=True), tmp_path, workers=2)
+    assert (tmp_path / "manifest.parquet").read_bytes() == (out / "manifest.parquet").read_bytes()
+    occ = sorted(p.relative_to(out) for p in (out / "occlusion").rglob("*.png"))
+    assert occ and occ == sorted(
+        p.relative_to(tmp_path) for p in (tmp_path / "occlusion").rglob("*.png")
+    )
+    assert all((out / p).read_bytes() == (tmp_path / p).read_bytes() for p in occ)
+
+
+def test_options_recorded_only_when_used(mixed, lfw_mini: Path, tmp_path: Path) -> None:
+    out, _ = mixed
+    params = read_metadata(out / "manifest.parquet")["params"]
+    assert params["masks"] == "surgical:0.4,cloth:0.3,n95:0.2,paper:0.1"
+    assert params["occlusion_masks"] is True
+    plain = SynthConfig(dataset="lfw").params()
+    assert "masks" not in plain and "occlusion_masks" not in plain
+    run_synth(_config(lfw_mini, limit=2, colors="black"), tmp_path, workers=1)
+    names = pq.read_schema(tmp_path / "manifest.parquet").names
+    assert "mask_style" not in names and "occlusion_path" not in names
+    with pytest.raises(UserError, match="unknown mask kind 'hat'"):
+        SynthConfig(dataset="lfw", masks="hat:1").validate()
+
+
+def test_polygon_variants_get_occlusion_masks_too(lfw_mini: Path, tmp_path: Path) -> None:
+    import cv2
+
+    run_synth(_config(lfw_mini, limit=3, colors="blue", occlusion_masks=True), tmp_path, workers=1)
+    for row in pq.read_table(tmp_path / "manifest.parquet").to_pylist():
+        if row["variant"] != "mask-blue":
+            assert row["occlusion_path"] is None
+            continue
+        src = decode_image((lfw_mini / row["src_path"]).read_bytes()).rgb
+        poly = np.asarray(row["mask_polygon"]).reshape(-1, 2)
+        size = (row["out_width"], row["out_height"])
+        want = crop_occlusion(polygon_occlusion(src.shape, poly), row["roi_box"], size)
+        assert np.array_equal(_png(tmp_path / row["occlusion_path"]) == 255, want)
+        got = decode_image((tmp_path / row["out_path"]).read_bytes()).rgb
+        inner = cv2.erode(want.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        assert inner.any() and (got[inner] == (135, 206, 250)).all()  # blue inside the edge
+        assert not (got[~want] == (135, 206, 250)).all(axis=1).any()  # and nowhere else
+
+
+def test_pairs_refuse_a_mix_manifest_for_now(mixed) -> None:
+    out, _ = mixed
+    with pytest.raises(UserError, match="made with synth --masks"):
+        images_from_manifest(out / "manifest.parquet")
+
+
+def test_cli_bad_mix_is_one_line(lfw_mini: Path, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "mfrbench", "synth", "lfw", "--root", str(lfw_mini)]
+    cmd += ["--masks", "surgical:0.5,hat:0.5", "--out", str(tmp_path / "o")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "unknown mask kind 'hat'" in done.stderr
+    assert "Traceback" not in done.stderr
