@@ -466,12 +466,15 @@ class SynthPipeline:
 
     def _mixed(self, rgb: np.ndarray, canon: np.ndarray, src_path: str) -> _Mixed:
         """This image's mask from the mix: drawn from (seed, source path) alone, so any worker
-        count, chunking or executor gives the same mask; its augmented copies share it."""
+        count, chunking or executor gives the same mask; its augmented copies share it. It is
+        fitted to the landmarks at whole pixels, as a protocol freezes them (``landmarks68``),
+        so the frozen record and landmarks draw it again."""
         assert self.mix is not None
         rng = augment.make_rng(self.config.seed, f"{src_path}|{MIX_VARIANT}")
-        masked, occ, record = apply_mask(rgb, canon, self.mix, rng)
+        frozen = np.rint(canon)
+        masked, occ, record = apply_mask(rgb, frozen, self.mix, rng)
         kind = record["mask_type"]
-        polygon = mask_polygon(canon, kind) if record["style"] is None else None
+        polygon = mask_polygon(frozen, kind) if record["style"] is None else None
         return _Mixed(masked, occ, record, polygon)
 
     def _render_variant(
