@@ -8,7 +8,8 @@ from mfrbench import protocol, records
 
 
 def test_image_ref_fields_are_the_canonical_image_keys():
-    assert tuple(get_type_hints(records.ImageRef)) == protocol.IMAGE_KEYS
+    keys = protocol.IMAGE_KEYS + protocol.OPTIONAL_IMAGE_KEYS
+    assert tuple(get_type_hints(records.ImageRef)) == keys
 
 
 def test_pair_fields_are_the_canonical_pair_keys():

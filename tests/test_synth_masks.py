@@ -14,6 +14,9 @@ import pytest
 from mfrbench.errors import UserError
 from mfrbench.manifest import read_metadata
 from mfrbench.pairs.refs import images_from_manifest
+from mfrbench.pairs.sources import pick_colors
+from mfrbench.protocol import load_protocol, validate
+from mfrbench.protocol.render import render_image
 from mfrbench.synth import MIX_VARIANT, SynthConfig, run_synth
 from mfrbench.vision.decode import decode_image
 from mfrbench.vision.mask_mix import redraw_mask
@@ -114,10 +117,38 @@ def test_polygon_variants_get_occlusion_masks_too(lfw_mini: Path, tmp_path: Path
         assert not (got[~want] == (135, 206, 250)).all(axis=1).any()  # and nowhere else
 
 
-def test_pairs_refuse_a_mix_manifest_for_now(mixed) -> None:
+def test_protocol_images_redraw_synth_pixels(mixed, lfw_mini: Path) -> None:
+    """The frozen mask-mix images carry mask_style (and mask_type); rendering them from the
+    protocol's geometry gives synth's output pixels."""
+    out, rows = mixed
+    refs = [r for r in images_from_manifest(out / "manifest.parquet") if r["masked"]]
+    by_src = {r["src_path"]: r for r in rows if r["variant"] == MIX_VARIANT}
+    assert len(refs) == len(by_src) > 0
+    for ref in refs:
+        assert ref["variant"] == MIX_VARIANT and ref["mask_type"] == ref["mask_style"]["mask_type"]
+        assert ref["mask_style"] == json.loads(by_src[ref["src_path"]]["mask_style"])
+        got = decode_image((out / by_src[ref["src_path"]]["out_path"]).read_bytes()).rgb
+        assert np.array_equal(render_image(ref, lfw_mini), got), ref["id"]
+
+
+def test_mix_protocol_through_the_cli(mixed, lfw_mini: Path, tmp_path: Path) -> None:
     out, _ = mixed
-    with pytest.raises(UserError, match="made with synth --masks"):
-        images_from_manifest(out / "manifest.parquet")
+    cmd = [sys.executable, "-m", "mfrbench", "pairs", "manifest", str(out / "manifest.parquet")]
+    cmd += ["--name", "mix-test", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    protocol = load_protocol(tmp_path / "mix-test.json")  # validated on load
+    mixed_images = [im for im in protocol["images"] if im["variant"] == MIX_VARIANT]
+    assert mixed_images and all("mask_style" in im for im in mixed_images)
+    assert all("mask_style" not in im for im in protocol["images"] if im not in mixed_images)
+    bad = dict(mixed_images[0], mask_style={**mixed_images[0]["mask_style"], "mask_type": "hat"})
+    with pytest.raises(UserError, match=r"mask_style\.mask_type"):
+        validate({**protocol, "images": [bad, *protocol["images"][1:]]})
+    unmasked = next(im for im in protocol["images"] if im["variant"] == "unmasked")
+    with pytest.raises(UserError, match="mask_style is on mask-mix images"):
+        validate({**protocol, "images": [dict(unmasked, mask_style={}), *protocol["images"]]})
+    with pytest.raises(UserError, match="--colors does not apply"):
+        pick_colors(protocol["images"], ["blue"], True)
 
 
 def test_cli_bad_mix_is_one_line(lfw_mini: Path, tmp_path: Path) -> None:

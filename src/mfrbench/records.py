@@ -9,7 +9,10 @@ keeps the two in step. The format reference is ``docs/protocols.md``.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
+
+#: The variant of synth --masks images: one drawn mask per source, described by ``mask_style``.
+MIX_VARIANT = "mask-mix"
 
 
 class ImageRef(TypedDict):
@@ -42,6 +45,9 @@ class ImageRef(TypedDict):
     points5_source: str | None
     landmarks68: list[list[int]] | None
     mask_type: str | None
+    #: Only on ``mask-mix`` images (synth --masks): what was drawn, a
+    #: :class:`~mfrbench.vision.mask_mix.MaskRecord`; absent elsewhere, so digests keep.
+    mask_style: NotRequired[dict[str, Any]]
 
 
 class Pair(TypedDict):

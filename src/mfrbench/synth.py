@@ -45,6 +45,7 @@ from mfrbench.manifest import (
     write_json_atomic,
     write_table_atomic,
 )
+from mfrbench.records import MIX_VARIANT
 from mfrbench.vision import augment
 from mfrbench.vision.anchors import to_canonical68
 from mfrbench.vision.decode import decode_image
@@ -275,10 +276,6 @@ def plan_variants(config: SynthConfig) -> list[Variant]:
             for v in base:
                 out.append(Variant(f"{v.name}+{kind}{copy}", v.color, v.rgb, kind, copy, v.mix))
     return out
-
-
-#: The variant of ``--masks`` runs: one mask per image, drawn from the mix.
-MIX_VARIANT = "mask-mix"
 
 
 def output_names(records: Sequence[Record], fmt: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ so listing 100,000 files takes seconds.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -14,13 +15,14 @@ from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from mfrbench.datasets.base import Record
 from mfrbench.errors import UserError
 from mfrbench.faces import face_fields
 from mfrbench.manifest import STATUS_OK, read_manifest
-from mfrbench.protocol import IMAGE_KEYS  # the schema owns the image keys
-from mfrbench.records import ImageRef
+from mfrbench.protocol import IMAGE_KEYS, OPTIONAL_IMAGE_KEYS  # the schema owns the keys
+from mfrbench.records import MIX_VARIANT, ImageRef
 
 _MANIFEST_COLUMNS = (
     "identity",
@@ -48,8 +50,11 @@ _MANIFEST_COLUMNS = (
 
 
 def _image_ref(**kw: Any) -> ImageRef:
-    """An ImageRef with its keys in canonical order; fields not given are null."""
-    return cast(ImageRef, {k: kw.get(k) for k in IMAGE_KEYS})
+    """An ImageRef with its keys in canonical order; fields not given are null, optional
+    keys (``mask_style``) present only when given."""
+    ref = {k: kw.get(k) for k in IMAGE_KEYS}
+    ref.update({k: kw[k] for k in OPTIONAL_IMAGE_KEYS if k in kw})
+    return cast(ImageRef, ref)
 
 
 def images_from_records(records: Iterable[Record]) -> list[ImageRef]:
@@ -106,16 +111,16 @@ def images_from_manifest(
     if isinstance(path_or_table, pa.Table):
         table = path_or_table
     else:
-        table = read_manifest(path_or_table, columns=list(_MANIFEST_COLUMNS))
+        if not Path(path_or_table).is_file():
+            raise UserError(f"manifest not found: {path_or_table}")
+        has_style = "mask_style" in pq.read_schema(path_or_table).names
+        cols = [*_MANIFEST_COLUMNS, *(["mask_style"] if has_style else [])]
+        table = read_manifest(path_or_table, columns=cols)
     absent = [c for c in _MANIFEST_COLUMNS if c not in table.column_names]
     if absent:
         raise UserError(f"not a synth manifest: column(s) {', '.join(absent)} missing")
-    table = table.select(list(_MANIFEST_COLUMNS))
-    if pc.any(pc.starts_with(table["variant"], "mask-mix")).as_py():
-        raise UserError(
-            "this manifest was made with synth --masks (one drawn mask per image): protocols "
-            "do not record mask styles yet; make the protocol from a --colors run"
-        )
+    styled = "mask_style" in table.column_names  # synth --masks: one drawn mask per image
+    table = table.select([*_MANIFEST_COLUMNS, *(["mask_style"] if styled else [])])
     table = table.filter(
         pc.and_(pc.equal(table["status"], STATUS_OK), pc.is_null(table["augment"]))
     )
@@ -137,8 +142,13 @@ def images_from_manifest(
     for row in table.to_pylist():
         poly = row["mask_polygon"]
         w, h = row["out_width"], row["out_height"]
+        extra = {}
+        if styled and row["variant"] == MIX_VARIANT:
+            extra["mask_style"] = json.loads(row["mask_style"])
+            extra["mask_type"] = extra["mask_style"]["mask_type"]  # eval breaks down by it
         out.append(
             _image_ref(
+                **extra,
                 id=f"{row['variant']}:{row['src_path']}",
                 identity=row["identity"],
                 src_path=row["src_path"],

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from mfrbench.errors import UserError
 from mfrbench.pairs.pairset import SIDES, PairDraft, make_pair
 from mfrbench.pairs.refs import color_for
-from mfrbench.records import ImageRef
+from mfrbench.records import MIX_VARIANT, ImageRef
 
 SHOW = 5  # how many offending items an error message or warning lists
 
@@ -39,8 +39,15 @@ class Source:
 
 
 def colors_in(images: Iterable[ImageRef]) -> list[str]:
-    """Sorted distinct colours of the synthetic masked images."""
-    return sorted({im["color"] for im in images if im["masked"] and im["color"] is not None})
+    """Sorted distinct colours of the synthetic masked images (mask-mix images aside: their
+    colour is drawn with the mask, not chosen)."""
+    return sorted(
+        {
+            im["color"]
+            for im in images
+            if im["masked"] and im["color"] is not None and im["variant"] != MIX_VARIANT
+        }
+    )
 
 
 def index_images(images: Iterable[ImageRef]) -> dict[str, ImageRef]:
@@ -56,7 +63,17 @@ def index_images(images: Iterable[ImageRef]) -> dict[str, ImageRef]:
 def pick_colors(
     images: Sequence[ImageRef], colors: Sequence[str] | None, need_masked: bool
 ) -> list[str]:
-    """The colour set for masked sides: ``colors`` (each must occur) or all colours present."""
+    """The colour set for masked sides: ``colors`` (each must occur) or all colours present.
+
+    Images from synth --masks (one drawn mask per source) leave nothing to choose: the set is
+    empty and asking for colours is an error."""
+    if any(im["variant"] == MIX_VARIANT for im in images):
+        if colors:
+            raise UserError(
+                "these images come from synth --masks (one drawn mask per photo, its colour "
+                "drawn with it): --colors does not apply"
+            )
+        return []
     present = colors_in(images)
     if colors is None:
         return present
@@ -98,7 +115,11 @@ def build_sources(
             im = ims[0]
             if not im["masked"]:
                 sources[src] = Source(src, identity, sha, im["id"], None)
-            elif im["color"] is None or im["color"] == _chosen_color(src, colors, seed):
+            elif (
+                im["color"] is None
+                or im["variant"] == MIX_VARIANT
+                or im["color"] == _chosen_color(src, colors, seed)
+            ):
                 sources[src] = Source(src, identity, sha, None, im["id"])
             else:
                 sources[src] = Source(src, identity, sha, None, None)
@@ -108,7 +129,10 @@ def build_sources(
             raise UserError(f"source {src!r} appears under two identities in the input")
         unmasked = next((im["id"] for im in ims if not im["masked"]), None)
         synth = [im for im in ims if im["masked"] and im["color"] is not None]
-        if synth:
+        masked: str | None = next((im["id"] for im in ims if im["variant"] == MIX_VARIANT), None)
+        if masked is not None:  # synth --masks: the one drawn mask
+            pass
+        elif synth:
             chosen = _chosen_color(src, colors, seed)
             masked = next((im["id"] for im in synth if im["color"] == chosen), None)
         else:

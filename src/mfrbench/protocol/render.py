@@ -37,7 +37,9 @@ def render_image(image: ImageRef, root: Path) -> np.ndarray:
     The source bytes are read and checked against ``src_sha256`` first (ImageError status
     ``missing`` or ``changed``), then decoded (``vision.decode``). A real image is returned as
     decoded; a synthetic one is rendered from its frozen geometry by ``vision.render.render``:
-    mask fill, ROI crop with zero padding, INTER_AREA resize.
+    mask fill, ROI crop with zero padding, INTER_AREA resize. A ``mask-mix`` image's mask is
+    drawn again from its ``mask_style`` on the frozen ``landmarks68``
+    (:func:`~mfrbench.vision.mask_mix.redraw_mask`), as synth --masks drew it.
     """
     from mfrbench.vision.render import render
 
@@ -48,6 +50,12 @@ def render_image(image: ImageRef, root: Path) -> np.ndarray:
     if roi is None or wh is None:  # validate() refuses this; a hand-made ImageRef may not
         raise ValueError(f"{image['id']}: a synthetic image needs roi_box and out_wh")
     polygon, color = image.get("mask_polygon"), image.get("color_rgb")
+    if "mask_style" in image:  # synth --masks: redraw the recorded mask on the frozen face
+        from mfrbench.vision.mask_mix import redraw_mask
+
+        canon = np.asarray(image["landmarks68"], dtype=np.float64)
+        rgb = redraw_mask(rgb, canon, image["mask_style"])[0]
+        polygon = color = None
     return render(
         rgb,
         (roi[0], roi[1], roi[2], roi[3]),

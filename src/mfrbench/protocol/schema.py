@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from mfrbench.errors import UserError
 from mfrbench.protocol.digests import content_digest
+from mfrbench.records import MIX_VARIANT
 
 SCHEMA = "mfrbench-protocol"
 SCHEMA_VERSION = 2
@@ -60,6 +61,9 @@ IMAGE_KEYS = (
     "landmarks68",
     "mask_type",
 )
+#: ImageRef keys present only where they apply: ``mask_style`` on ``mask-mix`` images.
+OPTIONAL_IMAGE_KEYS = ("mask_style",)
+MASK_RECORD_KEYS = ("color", "color_rgb", "mask_type", "style")
 PAIR_KEYS = ("id", "a", "b", "label", "split", "fold", "pair_type")
 #: Splits in pair order.
 SPLITS = ("train", "val", "test")
@@ -103,11 +107,11 @@ def _int_list(value: Any, n: int | None, what: str) -> list[int]:
     return value
 
 
-def _check_keys(obj: Any, keys: Sequence[str], what: str) -> None:
+def _check_keys(obj: Any, keys: Sequence[str], what: str, optional: Sequence[str] = ()) -> None:
     if not isinstance(obj, dict):
         fail(f"{what} must be an object, got {type(obj).__name__}")
     missing = [k for k in keys if k not in obj]
-    extra = sorted(str(k) for k in obj if k not in keys)
+    extra = sorted(str(k) for k in obj if k not in keys and k not in optional)
     if missing:
         fail(f"{what} lacks key(s) {', '.join(missing)}")
     if extra:
@@ -170,8 +174,10 @@ def _check_face(img: Mapping[str, Any], what: str) -> None:
 def _check_image(img: Any, index: int) -> None:
     """One ImageRef: keys, types, id format and the geometry its variant needs."""
     what = f"image {index}"
-    _check_keys(img, IMAGE_KEYS, what)
+    _check_keys(img, IMAGE_KEYS, what, OPTIONAL_IMAGE_KEYS)
     what = f"image {img['id']!r}" if isinstance(img["id"], str) else what
+    if ("mask_style" in img) != (img["variant"] == MIX_VARIANT):
+        fail(f"{what}: mask_style is on {MIX_VARIANT} images, and only there")
     for key in ("id", "identity", "variant", "src_sha256"):
         if not isinstance(img[key], str) or not img[key]:
             fail(f"{what}: {key} must be a non-empty string")
@@ -212,7 +218,12 @@ def _check_image(img: Any, index: int) -> None:
         if any(img[k] is not None for k in ("color", "color_rgb", "mask_polygon")):
             fail(f"{what}: an unmasked image has no colour or polygon")
         return
-    if img["color"] != variant[len("mask-") :]:
+    if variant == MIX_VARIANT:
+        if _check_mask_record(img["mask_style"], what):  # procedural: the style, no polygon
+            if img["mask_polygon"] is not None:
+                fail(f"{what}: a procedural mask has no mask_polygon")
+            return
+    elif img["color"] != variant[len("mask-") :]:
         fail(f"{what}: color must be {variant[len('mask-') :]!r} (from the variant)")
     rgb = _int_list(img["color_rgb"], 3, f"{what}: color_rgb")
     if not all(0 <= c <= 255 for c in rgb):
@@ -222,6 +233,26 @@ def _check_image(img: Any, index: int) -> None:
         fail(f"{what}: mask_polygon must be a list of at least 3 [x, y] points")
     for point in poly:
         _int_list(point, 2, f"{what}: mask_polygon point")
+
+
+def _check_mask_record(record: Any, what: str) -> bool:
+    """A mask-mix image's mask_style; True for a procedural kind (its style is validated)."""
+    from mfrbench.vision.mask_mix import MIX_KINDS
+    from mfrbench.vision.mask_styles import MaskStyle
+
+    _check_keys(record, MASK_RECORD_KEYS, f"{what}: mask_style")
+    if record["mask_type"] not in MIX_KINDS:
+        fail(f"{what}: mask_style.mask_type must be one of {', '.join(MIX_KINDS)}")
+    if record["style"] is None:
+        _int_list(record["color_rgb"], 3, f"{what}: mask_style.color_rgb")
+        return False
+    try:
+        style = MaskStyle.from_json(record["style"])
+    except UserError as err:
+        fail(f"{what}: mask_style.style: {err}")
+    if style.kind != record["mask_type"]:
+        fail(f"{what}: mask_style.style is a {style.kind} mask, not {record['mask_type']}")
+    return True
 
 
 def pair_sort_key(pair: Mapping[str, Any]) -> tuple[Any, ...]:

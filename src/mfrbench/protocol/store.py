@@ -19,6 +19,7 @@ from mfrbench.manifest import write_bytes_atomic
 from mfrbench.protocol.digests import compute_digest, content_digest
 from mfrbench.protocol.schema import (
     IMAGE_KEYS,
+    OPTIONAL_IMAGE_KEYS,
     PAIR_KEYS,
     SCHEMA,
     SCHEMA_VERSION,
@@ -43,14 +44,19 @@ def _field(obj: Any, name: str) -> Any:
     return obj[name] if isinstance(obj, Mapping) else getattr(obj, name)
 
 
-def _normalise(item: Mapping[str, Any], keys: Sequence[str], what: str) -> dict[str, Any]:
-    """Exactly ``keys`` (absent ones as None); an unknown key is an error, never dropped."""
+def _normalise(
+    item: Mapping[str, Any], keys: Sequence[str], what: str, optional: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Exactly ``keys`` (absent ones as None), then the ``optional`` keys the item has; an
+    unknown key is an error, never dropped."""
     if not isinstance(item, Mapping):
         fail(f"{what} must be a mapping, got {type(item).__name__}")
-    extra = sorted(str(k) for k in item if k not in keys)
+    extra = sorted(str(k) for k in item if k not in keys and k not in optional)
     if extra:
         fail(f"{what} has unknown key(s) {', '.join(extra)}")
-    return {k: _plain(item.get(k)) for k in keys}
+    out = {k: _plain(item.get(k)) for k in keys}
+    out.update({k: _plain(item[k]) for k in optional if k in item})
+    return out
 
 
 def freeze(
@@ -71,7 +77,10 @@ def freeze(
     ``mfrbench_version`` defaults to the running version (it is part of the digest).
     """
     images = sorted(
-        (_normalise(img, IMAGE_KEYS, "image") for img in _field(pairset, "images")),
+        (
+            _normalise(img, IMAGE_KEYS, "image", OPTIONAL_IMAGE_KEYS)
+            for img in _field(pairset, "images")
+        ),
         key=lambda img: str(img["id"]),
     )
     pairs = [_normalise(p, PAIR_KEYS, "pair") for p in _field(pairset, "pairs")]
