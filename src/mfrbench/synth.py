@@ -152,7 +152,7 @@ class SynthConfig:
         # Recorded only where it acts (a size, or "auto" with MTCNN in the cascade), and the
         # HOG rule only when HOG leads: manifests made before either existed (MTCNN- or
         # Haar-led, each detector's own minimum) keep their bytes with --min-face native.
-        if self.min_face == "native" or (self.min_face == "auto" and not _auto_acts(self)):
+        if self.min_face == "native" or (self.min_face == "auto" and not _has_mtcnn(self)):
             d.pop("min_face")
         if cascade_names(self.detector, self.fallback)[0] in _RETRY_DETECTORS:
             d["dlib_upsample"] = "0-then-1"
@@ -167,8 +167,10 @@ class SynthConfig:
 
     def optional_columns(self) -> tuple[str, ...]:
         """The manifest's optional columns this run fills (manifest.OPTIONAL_SYNTH_FIELDS)."""
-        return (*(("mask_style",) if self.masks else ()),) + (
-            ("occlusion_path",) if self.occlusion_masks else ()
+        return tuple(
+            name
+            for name, used in (("mask_style", self.masks), ("occlusion_path", self.occlusion_masks))
+            if used
         )
 
     def digest(self) -> str:
@@ -216,8 +218,8 @@ def parse_min_face(value: str | int) -> int | str:
         ) from None
 
 
-def _auto_acts(config: SynthConfig) -> bool:
-    """Whether ``--min-face auto`` changes anything: only MTCNN has an "auto" rule."""
+def _has_mtcnn(config: SynthConfig) -> bool:
+    """Whether MTCNN is in the cascade (the only detector with an "auto" minimum face)."""
     return "mtcnn" in cascade_names(config.detector, config.fallback)
 
 
@@ -581,7 +583,7 @@ _WORKER_ERROR: Exception | None = None
 
 def uses_torch(config: SynthConfig) -> bool:
     """Whether a synth run needs torch: MTCNN in its cascade, or a GPU asked for."""
-    return "mtcnn" in cascade_names(config.detector, config.fallback) or config.device != "cpu"
+    return _has_mtcnn(config) or config.device != "cpu"
 
 
 def _init_worker(config: SynthConfig, root: Path, out: Path) -> None:
@@ -597,7 +599,7 @@ def _init_worker(config: SynthConfig, root: Path, out: Path) -> None:
 
 def preflight(config: SynthConfig) -> None:
     """Find (or download, once, in this process) every model file before workers start."""
-    if "mtcnn" in cascade_names(config.detector, config.fallback):
+    if _has_mtcnn(config):
         from mfrbench.vision.mtcnn_weights import find_weights_dir
 
         find_weights_dir()

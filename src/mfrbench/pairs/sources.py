@@ -129,14 +129,12 @@ def build_sources(
             raise UserError(f"source {src!r} appears under two identities in the input")
         unmasked = next((im["id"] for im in ims if not im["masked"]), None)
         synth = [im for im in ims if im["masked"] and im["color"] is not None]
-        masked: str | None = next((im["id"] for im in ims if im["variant"] == MIX_VARIANT), None)
-        if masked is not None:  # synth --masks: the one drawn mask
-            pass
-        elif synth:
+        mixed = [im for im in ims if im["variant"] == MIX_VARIANT]  # synth --masks: the one mask
+        if synth and not mixed:
             chosen = _chosen_color(src, colors, seed)
             masked = next((im["id"] for im in synth if im["color"] == chosen), None)
         else:
-            masked = next((im["id"] for im in ims if im["masked"]), None)
+            masked = next((im["id"] for im in mixed or ims if im["masked"]), None)
         sources[src] = Source(src, identity, sha, unmasked, masked)
     warnings = []
     if unreadable:

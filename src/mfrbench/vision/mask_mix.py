@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-import cv2
 import numpy as np
 
 from mfrbench.colors import NAMED_COLORS
@@ -22,6 +21,7 @@ from mfrbench.errors import UserError
 from mfrbench.vision.mask import MASK_SHAPES, draw_mask, mask_polygon
 from mfrbench.vision.mask_styles import KINDS, MaskStyle, draw_style
 from mfrbench.vision.mask_warp import render_mask
+from mfrbench.vision.occlusion import polygon_occlusion
 
 #: Every name a mix may use: the procedural kinds, then the polygon shapes.
 MIX_KINDS: tuple[str, ...] = (*KINDS, *MASK_SHAPES)
@@ -122,6 +122,4 @@ def redraw_mask(
     polygon = mask_polygon(canon68, kind)
     rgb_color = record["color_rgb"]
     out = draw_mask(rgb, polygon, (int(rgb_color[0]), int(rgb_color[1]), int(rgb_color[2])))
-    occ = np.zeros(rgb.shape[:2], np.uint8)
-    cv2.fillPoly(occ, [polygon.reshape(-1, 1, 2)], 1, lineType=cv2.LINE_8)
-    return out, occ.astype(bool)
+    return out, polygon_occlusion(rgb.shape, polygon)
