@@ -131,6 +131,33 @@ def test_protocol_images_redraw_synth_pixels(mixed, lfw_mini: Path) -> None:
         assert np.array_equal(render_image(ref, lfw_mini), got), ref["id"]
 
 
+def test_eval_prepares_the_drawn_mask(mixed, lfw_mini: Path) -> None:
+    """eval's prepare draws a mask-mix image's recorded mask (its protocol crop is synth's
+    output pixel for pixel, its aligned crops are masked too), and the embedding cache key
+    follows the record, so two looks of one face never share an embedding."""
+    from mfrbench.evaluate.prepare import content_key, prepare
+    from mfrbench.models.base import Preprocess
+
+    out, rows = mixed
+    refs = [r for r in images_from_manifest(out / "manifest.parquet") if r["masked"]]
+    by_src = {r["src_path"]: r for r in rows if r["variant"] == MIX_VARIANT}
+    protocol_crop = Preprocess(None, "rgb", (0.0,), (1.0,), "protocol")
+    chip = Preprocess((112, 112), "rgb", (0.0,), (1.0,), "arcface-112")
+    for ref in refs:
+        got = decode_image((out / by_src[ref["src_path"]]["out_path"]).read_bytes()).rgb
+        assert np.array_equal(prepare(ref, lfw_mini, protocol_crop)[0], got), ref["id"]
+        bare = {k: v for k, v in ref.items() if k != "mask_style"}
+        bare.update(mask_polygon=None, color_rgb=None)
+        assert not np.array_equal(prepare(ref, lfw_mini, chip)[0], prepare(bare, lfw_mini, chip)[0])
+        other = json.loads(json.dumps(ref["mask_style"]))
+        if other["style"]:  # a drawn look: its whole style decides the pixels
+            other["style"]["seed"] += 1
+        else:  # paper: its colour
+            other["color_rgb"] = [(c + 40) % 256 for c in other["color_rgb"]]
+        for pre in (protocol_crop, chip):
+            assert content_key(ref, pre) != content_key(dict(ref, mask_style=other), pre)
+
+
 def test_mix_protocol_through_the_cli(mixed, lfw_mini: Path, tmp_path: Path) -> None:
     out, _ = mixed
     cmd = [sys.executable, "-m", "mfrbench", "pairs", "manifest", str(out / "manifest.parquet")]

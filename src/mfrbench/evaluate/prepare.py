@@ -77,9 +77,18 @@ FACENET_MARGIN = 0
 
 
 def masked_frame(image: Mapping[str, Any], rgb: np.ndarray) -> np.ndarray:
-    """The source frame with the ImageRef's mask polygon filled (unchanged when unmasked)."""
+    """The source frame with the ImageRef's mask on it (unchanged when unmasked).
+
+    A ``mask-mix`` image's mask is redrawn from its ``mask_style`` on the frozen landmarks, as
+    ``protocol.render_image`` and synth --masks draw it; others get their polygon filled.
+    """
     from mfrbench.vision.mask import draw_mask
 
+    if "mask_style" in image:
+        from mfrbench.vision.mask_mix import redraw_mask
+
+        canon = np.asarray(image["landmarks68"], dtype=np.float64)
+        return redraw_mask(rgb, canon, image["mask_style"])[0]
     polygon = image.get("mask_polygon")
     if polygon is None:
         return rgb
@@ -309,6 +318,8 @@ def _relevant(image: Mapping[str, Any], preprocess: Any) -> dict[str, Any]:
     keys = ["src_sha256", "synthetic"]
     if image["synthetic"]:
         keys += ["mask_polygon", "color_rgb"]
+        if "mask_style" in image:  # a drawn mask: its whole record decides the pixels
+            keys.append("mask_style")
     if crop in ALIGNED_CROPS or crop == "eye-band":
         keys += list(_FACE_FIELDS)
     elif crop == "protocol" and image["synthetic"]:
