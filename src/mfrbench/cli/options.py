@@ -99,6 +99,15 @@ ProtocolOut = Annotated[
 Colors = Annotated[
     str | None, typer.Option(help="Mask colours to use (default: all in the manifest).")
 ]
+ProbeMasks = Annotated[
+    str | None,
+    typer.Option(
+        help="Draw the probes' masks in the protocol, in exact shares: "
+        "surgical:0.4,cloth:0.3,n95:0.2,paper:0.1, entries may fix colour and cloth pattern "
+        "(surgical/blue:12,cloth/patterned:2), or @FILE: the label counts of an "
+        "mfr2_labels.txt or a protocol JSON. See docs/masks.md."
+    ),
+]
 MaxPerId = Annotated[int, typer.Option(help="At most N masked and N unmasked per id.")]
 TestFrac = Annotated[float, typer.Option(help="Share of identities in test.")]
 ValFrac = Annotated[float, typer.Option(help="Share of identities in val.")]

@@ -25,6 +25,7 @@ from mfrbench.cli.options import (
     ImpostorRatio,
     MaxPerId,
     Name,
+    ProbeMasks,
     ProtocolOut,
     Seed,
     TestFrac,
@@ -37,6 +38,8 @@ from mfrbench.workers import DEFAULT_WORKERS
 
 if TYPE_CHECKING:
     from mfrbench.datasets.mfr2 import MFR2
+    from mfrbench.pairs.pairset import PairSet
+    from mfrbench.pairs.probe_masks import ProbeMix
     from mfrbench.records import ImageRef
 
 pairs_app = typer.Typer(help="Generate identity-disjoint pairs and freeze them as a protocol.")
@@ -174,6 +177,7 @@ def pairs_manifest(
     val_frac: ValFrac = 0.2,
     impostor_ratio: ImpostorRatio = 1.0,
     colors: Colors = None,
+    probe_masks: ProbeMasks = None,
     seed: Seed = 0,
     name: Name = None,
     version: Version = "1",
@@ -186,8 +190,10 @@ def pairs_manifest(
 
     meta = ProtocolMeta(name, version, description, citation, out)
     dataset = _manifest_dataset(manifest)
+    mix = _probe_mix(probe_masks, colors)
+    images = _manifest_images(manifest, colors)
     pairset = rmfrd_pairs(
-        _manifest_images(manifest, colors),
+        _for_probe_masks(images, mix),
         max_per_id=max_per_id,
         seed=seed,
         test_frac=test_frac,
@@ -195,7 +201,7 @@ def pairs_manifest(
         impostor_ratio=impostor_ratio,
         dataset=dataset,
     )
-    freeze_and_write(pairset, dataset, meta)
+    freeze_and_write(_with_probe_masks(pairset, mix, seed), dataset, meta)
 
 
 def _manifest_dataset(manifest: Path) -> str:
@@ -210,6 +216,29 @@ def _manifest_images(manifest: Path, colors: str | None) -> list[ImageRef]:
     from mfrbench.pairs import images_from_manifest
 
     return images_from_manifest(manifest, colors=split_list(colors))
+
+
+def _probe_mix(spec: str | None, colors: str | None) -> ProbeMix | None:
+    """The --probe-masks mix (None without it); with --colors it is a user error."""
+    if spec is None:
+        return None
+    if colors is not None:
+        raise UserError("--probe-masks draws the probes' masks itself: drop --colors")
+    from mfrbench.pairs.probe_masks import parse_probe_masks
+
+    return parse_probe_masks(spec)
+
+
+def _for_probe_masks(images: list[ImageRef], mix: ProbeMix | None) -> list[ImageRef]:
+    from mfrbench.pairs.probe_masks import as_mix_images
+
+    return images if mix is None else as_mix_images(images)
+
+
+def _with_probe_masks(pairset: PairSet, mix: ProbeMix | None, seed: int) -> PairSet:
+    from mfrbench.pairs.probe_masks import with_probe_masks
+
+    return pairset if mix is None else with_probe_masks(pairset, mix, seed)
 
 
 @pairs_app.command("lfw")
@@ -228,6 +257,7 @@ def pairs_lfw(
         ),
     ] = None,
     colors: Colors = None,
+    probe_masks: ProbeMasks = None,
     mask_assignment: Annotated[
         str,
         typer.Option(
@@ -253,7 +283,10 @@ def pairs_lfw(
     default_type = "masked-masked" if mask_assignment == MLFW else "masked-unmasked"
     types = split_list(pair_types) or [default_type]
     resolve_mask_assignment(mask_assignment, impostor_same_mask, types)  # mistakes first
-    images = _manifest_images(manifest, None)
+    mix = _probe_mix(probe_masks, colors)
+    if mix is not None and mask_assignment == MLFW:
+        raise UserError("--mask-assignment mlfw pairs colours itself: drop --probe-masks")
+    images = _for_probe_masks(_manifest_images(manifest, None), mix)
     common: dict[str, Any] = dict(
         pair_types=types,
         seed=seed,
@@ -267,7 +300,7 @@ def pairs_lfw(
         pairset = official_lfw_pairs(official, images, **common)
     else:
         pairset = lfw_folds(images, n_folds=folds, per_fold=per_fold, **common)
-    freeze_and_write(pairset, _manifest_dataset(manifest), meta)
+    freeze_and_write(_with_probe_masks(pairset, mix, seed), _manifest_dataset(manifest), meta)
 
 
 @pairs_app.command("mfr2")

@@ -127,11 +127,21 @@ def pair_value(a: Mapping[str, Any], b: Mapping[str, Any], key: str) -> str | No
 
 
 def pair_mask_types(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
-    """The dataset mask labels of a pair as ``type_a+type_b`` (sorted, ``no-mask`` included),
-    the one label when both sides share it, or None unless both sides are labelled."""
-    if a.get("mask_type") is None or b.get("mask_type") is None:
+    """The mask labels of a pair as ``type_a+type_b`` (sorted, ``no-mask`` included), the one
+    label when both sides share it, or None unless both sides are labelled.
+
+    Labels are the dataset's (MFR2) or the drawn mask's kind (synth --masks, pairs
+    --probe-masks); an unmasked synthetic image is ``no-mask``: mfrbench made it, unmasked."""
+    la, lb = _mask_label(a), _mask_label(b)
+    if la is None or lb is None:
         return None
-    return pair_value(a, b, "mask_type")
+    return la if la == lb else "+".join(sorted((la, lb)))
+
+
+def _mask_label(image: Mapping[str, Any]) -> str | None:
+    if image.get("mask_type") is not None:
+        return str(image["mask_type"])
+    return "no-mask" if image.get("synthetic") and not image.get("masked") else None
 
 
 def pair_colour(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
