@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mfrbench.protocol import load_protocol
+from mfrbench.cli.freezing import default_name
+from mfrbench.protocol import cited_ids, load_protocol, matches, protocol_id
 from mfrbench.synth import SynthConfig, run_synth
 
 
@@ -110,6 +112,106 @@ def test_refreeze_gives_a_new_id(mini_protocol: Path, tmp_path: Path) -> None:
     old, new = load_protocol(mini_protocol), load_protocol(out)
     assert new["version"] == "2" and new["digest"] != old["digest"]
     assert new["pairs"] == old["pairs"] and new["images"] == old["images"]
+    assert matches(new, protocol_id(old))
+
+
+def test_show_prints_the_citation(mini_protocol: Path, tmp_path: Path) -> None:
+    r = mfrbench("protocol", "show", str(mini_protocol))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    at = lines.index("citation")
+    assert lines[at + 1] == "@misc{x, title={y}}"  # as recorded, braces and all
+    r = mfrbench("protocol", "show", str(mini_protocol), "--json")
+    assert json.loads(r.stdout)["citation"] == "@misc{x, title={y}}"
+    bare = tmp_path / "bare.json"
+    r = mfrbench("protocol", "freeze", str(mini_protocol), "--citation", "", "--out", str(bare))
+    assert r.returncode == 0, r.stderr
+    r = mfrbench("protocol", "show", str(bare))
+    lines = r.stdout.splitlines()
+    assert lines[lines.index("citation") + 1] == "no citation recorded"
+
+
+def test_refreeze_with_a_citation_supersedes_the_old_id(
+    mini_protocol: Path, lfw_mini: Path, tmp_path: Path
+) -> None:
+    bib = tmp_path / "ref.bib"
+    bib.write_text("@article{mini2027,\n  title = {Mini},\n  year = {2027}\n}\n")
+    out = tmp_path / "cited.json"
+    r = mfrbench(
+        "protocol", "freeze", str(mini_protocol), "--citation", f"@{bib}", "--out", str(out)
+    )
+    assert r.returncode == 0, r.stderr
+    old, new = load_protocol(mini_protocol), load_protocol(out)
+    assert f"version 2, supersedes {protocol_id(old)}" in r.stdout
+    assert new["version"] == "2" and new["citation"] == bib.read_text()
+    assert cited_ids(new) == [protocol_id(new), protocol_id(old)]
+    assert matches(new, old["digest"]) and new["pairs"] == old["pairs"]
+    r = mfrbench("protocol", "show", str(out), "--json")
+    assert json.loads(r.stdout)["supersedes"] == [protocol_id(old)]
+    r = mfrbench("protocol", "verify", str(out), "--root", str(lfw_mini))
+    assert r.returncode == 0 and f"{protocol_id(new)}: all" in r.stdout, r.stdout + r.stderr
+    # The old version number cannot name the new content.
+    r = mfrbench(
+        "protocol", "freeze", str(mini_protocol), "--citation", f"@{bib}", "--version", "1",
+        "--out", str(tmp_path / "bad.json"),
+    )  # fmt: skip
+    _one_line_error(r, "version 1 of mini is already")
+    assert not (tmp_path / "bad.json").exists()
+
+
+def _env_data(data: Path | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "MFRBENCH_DATA"}
+    return env if data is None else {**env, "MFRBENCH_DATA": str(data)}
+
+
+def test_verify_and_render_fall_back_to_mfrbench_data(
+    mini_protocol: Path, lfw_mini: Path, tmp_path: Path
+) -> None:
+    def run(*args: str, data: Path | None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mfrbench", "protocol", *args],
+            capture_output=True, text=True, timeout=300, env=_env_data(data),
+        )  # fmt: skip
+
+    render = ("render", str(mini_protocol), "--out", str(tmp_path / "r"))
+    for command in (("verify", str(mini_protocol)), render):
+        _one_line_error(run(*command, data=None), "--root is required")
+        _one_line_error(run(*command, data=tmp_path), "MFRBENCH_DATA has no lfw/ folder")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "lfw").symlink_to(lfw_mini, target_is_directory=True)  # the protocol's dataset
+    r = run("verify", str(mini_protocol), data=data)
+    assert r.returncode == 0 and "match" in r.stdout, r.stdout + r.stderr
+    r = run(*render, data=data)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "r" / "index.parquet").is_file()
+
+
+@pytest.mark.parametrize(
+    ("dataset", "strategy", "params", "name"),
+    [
+        ("lfw", "lfw-folds", {}, "lfw-folds"),
+        ("lfw", "official-lfw", {"pairs_file": "pairs.txt"}, "lfw-view2"),
+        ("lfw", "official-lfw", {"pairs_file": "pairsDevTest.txt"}, "lfw-pairsDevTest"),
+        ("rmfrd", "rmfrd", {}, "rmfrd"),
+        ("mfr2", "mfr2", {}, "mfr2"),
+        ("folder", "rmfrd", {}, "folder-rmfrd"),
+        ("folder", "listed", {}, "folder-listed"),
+        ("lfw", "rmfrd", {}, "lfw-rmfrd"),
+    ],
+)
+def test_default_names(dataset: str, strategy: str, params: dict, name: str) -> None:
+    assert default_name(dataset, strategy, params) == name
+
+
+def test_pairs_without_name_use_the_default_name(mini_manifest: Path, tmp_path: Path) -> None:
+    r = mfrbench(
+        "pairs", "lfw", str(mini_manifest), "--folds", "2", "--per-fold", "5",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert load_protocol(tmp_path / "lfw-folds.json")["name"] == "lfw-folds"
+    assert "lfw-folds@" in r.stdout
 
 
 def _rmfrd_tree(lfw_mini: Path, root: Path) -> None:

@@ -17,6 +17,9 @@ def test_pair_fields_are_the_canonical_pair_keys():
 
 
 def test_protocol_blocks_are_the_canonical_keys():
-    assert tuple(get_type_hints(records.Protocol)) == protocol.TOP_KEYS
+    from mfrbench.protocol.schema import OPTIONAL_TOP_KEYS
+
+    hints = tuple(get_type_hints(records.Protocol))
+    assert hints == protocol.TOP_KEYS + OPTIONAL_TOP_KEYS
     assert tuple(get_type_hints(records.DatasetInfo)) == protocol.DATASET_KEYS
     assert tuple(get_type_hints(records.Generation)) == protocol.GENERATION_KEYS

@@ -98,3 +98,5 @@ class Protocol(TypedDict):
     images: list[ImageRef]
     pairs: list[Pair]
     digest: str
+    #: Re-frozen protocols only: the ids this one replaces, oldest first (protocol.lineage).
+    supersedes: NotRequired[list[dict[str, str]]]

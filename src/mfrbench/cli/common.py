@@ -46,17 +46,30 @@ def parse_model_opts(values: list[str] | None, flag: str = "--model-opt") -> dic
 
 
 def default_root(protocol_file: Path) -> Path:
-    """``$MFRBENCH_DATA/<dataset name>`` for a protocol, or UserError asking for --root."""
-    data = os.environ.get("MFRBENCH_DATA")
+    """``$MFRBENCH_DATA/<dataset name>`` for a protocol file (:func:`dataset_root`)."""
     name = None
     try:
         with open(protocol_file, encoding="utf-8") as f:
             name = json.load(f).get("dataset", {}).get("name")
     except (OSError, ValueError, AttributeError):
         pass  # load_protocol reports what is wrong with the file
+    return dataset_root(name)
+
+
+def dataset_root(name: Any) -> Path:
+    """``$MFRBENCH_DATA/<name>``, what eval, train, ``protocol verify`` and ``protocol render``
+    fall back to without --root; one UserError line asking for --root when it is not there."""
+    name = name if isinstance(name, str) and name else None
+    data = os.environ.get("MFRBENCH_DATA")
     if data and name:
-        return Path(data) / name
-    raise UserError("--root is required (or set MFRBENCH_DATA to the folder holding the dataset)")
+        root = Path(data).expanduser() / name
+        if root.is_dir():
+            return root
+        raise UserError(
+            f"--root is required: MFRBENCH_DATA has no {name}/ folder ({root} is not a directory)"
+        )
+    held = f"{name}/" if name else "the dataset"
+    raise UserError(f"--root is required (or set MFRBENCH_DATA to a folder holding {held})")
 
 
 def print_rows(rows: Sequence[Mapping[str, Any]], title: str) -> None:

@@ -14,16 +14,16 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
-from mfrbench.cli.common import console, out_console, print_counts, warn
+from mfrbench.cli.common import console, dataset_root, out_console, print_counts, warn
 from mfrbench.cli.freezing import protocol_path, read_citation
 from mfrbench.cli.options import (
     Citation,
+    DataRoot,
     ExecutorKind,
-    Name,
     ProtocolFile,
     RayAddress,
-    SourceRoot,
     executor_from,
 )
 from mfrbench.cli.progress import make_progress
@@ -39,51 +39,60 @@ def protocol_freeze(
         Path,
         typer.Option(help="Folder for <name>.json, or a path ending in .json (the file)."),
     ],
-    name: Name = None,
-    version: Annotated[str | None, typer.Option("--version", help="New content version.")] = None,
-    description: Annotated[str | None, typer.Option(help="New description.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="New protocol name (default: the source's name).")
+    ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            help="New content version (default: the source's, raised by one when anything "
+            "changes under the same name).",
+        ),
+    ] = None,
+    description: Annotated[
+        str | None, typer.Option(help="New description (default: the source's).")
+    ] = None,
     citation: Citation = None,
 ) -> None:
-    """Write a protocol with new name/version/description/citation (a new digest and id).
+    """Write a protocol with a new name/version/description/citation; same images and pairs.
 
     `mfrbench pairs ...` freezes what it generates; this re-freezes an existing file, e.g. to
-    add a citation before publishing. Pairs and images are carried over unchanged.
+    add a citation before publishing. Any change gives a new digest and id, so the version is
+    raised (1 -> 2) and the new file records the id it supersedes: results computed on the old
+    file still match it (docs/protocols.md §8). Nothing changed: the same file.
     """
-    from mfrbench.protocol import freeze, load_protocol, protocol_id, write_protocol
+    from mfrbench.protocol import load_protocol, protocol_id, refreeze, write_protocol
 
     old = load_protocol(source)
-
-    class _Carried:  # the PairSet view freeze() reads
-        strategy = old["generation"]["strategy"]
-        params = old["generation"]["params"]
-        warnings = old["generation"].get("warnings", [])
-        images = old["images"]
-        pairs = old["pairs"]
-        summary = old["summary"]
-
-    protocol = freeze(
-        _Carried,
-        name=name or old["name"],
-        version=version or old["version"],
-        description=old["description"] if description is None else description,
-        citation=old["citation"] if citation is None else read_citation(citation),
-        dataset=old["dataset"]["name"],
+    protocol = refreeze(
+        old,
+        name=name,
+        version=version,
+        description=description,
+        citation=None if citation is None else read_citation(citation),
     )
     path = protocol_path(out, protocol["name"])
     write_protocol(protocol, path)
-    out_console.print(f"protocol {protocol_id(protocol)} written to {path}")
+    if protocol["digest"] == old["digest"]:
+        how = "unchanged"
+    else:
+        how = f"version {protocol['version']}, supersedes {protocol_id(old)}"
+    out_console.print(f"protocol {protocol_id(protocol)} ({how}) written to {path}")
 
 
 @protocol_app.command("verify")
 def protocol_verify(
     protocol_file: ProtocolFile,
-    root: SourceRoot,
+    root: DataRoot = None,
     workers: Annotated[int, typer.Option(help="Hashing threads.")] = 2,
 ) -> None:
     """Check every source image under ROOT against the protocol; exit 1 on any mismatch."""
     from mfrbench.protocol import load_protocol, verify
 
-    report = verify(load_protocol(protocol_file), root, workers=workers)
+    protocol = load_protocol(protocol_file)
+    data_root = root if root is not None else dataset_root(protocol["dataset"]["name"])
+    report = verify(protocol, data_root, workers=workers)
     for path in report.missing:
         out_console.print(f"missing  {path}", highlight=False)
     for path, expected, actual in report.changed:
@@ -100,7 +109,8 @@ def protocol_show(
     protocol_file: ProtocolFile,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Summarise a protocol: id, dataset, and pair counts by split, fold, type and label."""
+    """Summarise a protocol: id, dataset, citation, and pair counts by split, fold, type and
+    label."""
     from mfrbench.protocol import load_protocol, show
 
     info = show(load_protocol(protocol_file))
@@ -109,9 +119,12 @@ def protocol_show(
         return
     head = Table(show_header=False, show_edge=False)
     for key, value in info.items():
-        if not isinstance(value, (dict, list)):
-            head.add_row(key, str(value))
+        if key == "supersedes" and value:
+            head.add_row(key, Text(", ".join(value)))
+        elif key != "citation" and not isinstance(value, (dict, list)):
+            head.add_row(key, Text(str(value)))
     out_console.print(head)
+    _print_citation(info["citation"])
     for key, value in info.items():
         if not isinstance(value, dict) or not value:
             continue
@@ -121,6 +134,15 @@ def protocol_show(
             print_counts(key, value, title=key)
     for warning in info.get("warnings", []):
         warn(warning)
+
+
+def _print_citation(citation: str) -> None:
+    """The BibTeX block under a ``citation`` heading, as recorded (no markup read from it)."""
+    out_console.print(Text("citation", style="bold"))
+    if citation.strip():
+        out_console.print(Text(citation.rstrip("\n")), soft_wrap=True)  # no breaks added
+    else:
+        out_console.print("no citation recorded", highlight=False)
 
 
 def _print_nested(key: str, value: dict[str, dict[str, Any]]) -> None:
@@ -138,8 +160,8 @@ def _print_nested(key: str, value: dict[str, dict[str, Any]]) -> None:
 @protocol_app.command("render")
 def protocol_render(
     protocol_file: ProtocolFile,
-    root: SourceRoot,
     out: Annotated[Path, typer.Option(help="Folder for the rendered images and index.parquet.")],
+    root: DataRoot = None,
     image_format: Annotated[str, typer.Option("--format", help="png|jpg.")] = "png",
     workers: Annotated[int, typer.Option(help="Rendering threads (ray: actors).")] = 2,
     executor: ExecutorKind = "local",
@@ -153,6 +175,7 @@ def protocol_render(
     if image_format not in ("png", "jpg"):
         raise UserError(f"--format: unknown value {image_format!r}; choose from png, jpg")
     protocol = load_protocol(protocol_file)
+    data_root = root if root is not None else dataset_root(protocol["dataset"]["name"])
     progress = make_progress(
         console,
         TextColumn("[bold]render[/]"),
@@ -169,7 +192,7 @@ def protocol_render(
 
         report = render_protocol(
             protocol,
-            root,
+            data_root,
             out,
             fmt=image_format,
             workers=workers,

@@ -91,11 +91,12 @@ def head_groups(
     pairs it scores.
     """
     from mfrbench.protocol import protocol_id
+    from mfrbench.protocol.lineage import matches
 
     pairs, images = protocol["pairs"], {img["id"]: img for img in protocol["images"]}
 
     if model.trained_on is not None:
-        if protocol["digest"] != model.trained_on:
+        if not matches(protocol, model.trained_on):  # or a re-freeze of it (same pairs)
             raise UserError(
                 f"{model.name} has one head per fold of the protocol with digest "
                 f"{model.trained_on[:12]}, not {protocol_id(protocol)}; evaluate it there, or "

@@ -35,6 +35,10 @@ TOP_KEYS = (
     "pairs",
     "digest",
 )
+#: Top-level keys present only where they apply: ``supersedes`` on a re-frozen protocol.
+OPTIONAL_TOP_KEYS = ("supersedes",)
+#: One entry of ``supersedes``: a protocol this one replaces (same images and pairs).
+SUPERSEDED_KEYS = ("name", "version", "digest")
 DATASET_KEYS = ("name", "content_digest", "n_images")
 GENERATION_KEYS = ("strategy", "params", "warnings")
 IMAGE_KEYS = (
@@ -255,6 +259,34 @@ def _check_mask_record(record: Any, what: str) -> bool:
     return True
 
 
+def _check_supersedes(protocol: Mapping[str, Any]) -> None:
+    """``supersedes``: a non-empty list, oldest first, of the protocols this one was re-frozen
+    from, each ``{name, version, digest}``; every (name, version) and digest named once, and
+    none of them this protocol's own."""
+    entries = protocol["supersedes"]
+    if not isinstance(entries, list) or not entries:
+        fail("supersedes must be a non-empty list (or absent)")
+    seen_names = {(protocol["name"], protocol["version"])}
+    seen_digests = {protocol["digest"]}
+    for i, entry in enumerate(entries):
+        what = f"supersedes[{i}]"
+        _check_keys(entry, SUPERSEDED_KEYS, what)
+        if not isinstance(entry["name"], str) or not _NAME.fullmatch(entry["name"]):
+            fail(f"{what}: name {entry['name']!r} must match {_NAME.pattern}")
+        if not isinstance(entry["version"], str) or not entry["version"]:
+            fail(f"{what}: version must be a non-empty string")
+        if not isinstance(entry["digest"], str) or not _HEX64.fullmatch(entry["digest"]):
+            fail(f"{what}: digest must be 64 lower-case hex digits")
+        key = (entry["name"], entry["version"])
+        if key in seen_names or entry["digest"] in seen_digests:
+            fail(
+                f"{what}: version {entry['version']} of {entry['name']} (digest "
+                f"{entry['digest'][:12]}) is named twice; each version names one digest"
+            )
+        seen_names.add(key)
+        seen_digests.add(entry["digest"])
+
+
 def pair_sort_key(pair: Mapping[str, Any]) -> tuple[Any, ...]:
     """The canonical pair order: split, fold, pair type, genuine first, then image ids."""
     fold = pair["fold"]
@@ -307,7 +339,7 @@ def validate(protocol: Any) -> None:
     Images are unique and sorted by id, each used by a pair; pairs are in canonical order with
     ``id`` = position; every reference resolves; the dataset block matches the images.
     """
-    _check_keys(protocol, TOP_KEYS, "top-level")
+    _check_keys(protocol, TOP_KEYS, "top-level", OPTIONAL_TOP_KEYS)
     if protocol["schema"] != SCHEMA or protocol["schema_version"] != SCHEMA_VERSION:
         fail(f"schema must be {SCHEMA} version {SCHEMA_VERSION}")
     if not isinstance(protocol["name"], str) or not _NAME.fullmatch(protocol["name"]):
@@ -320,6 +352,8 @@ def validate(protocol: Any) -> None:
             fail(f"{key} must be a string")
     if not isinstance(protocol["digest"], str) or not _HEX64.fullmatch(protocol["digest"]):
         fail("digest must be 64 lower-case hex digits")
+    if "supersedes" in protocol:
+        _check_supersedes(protocol)
     gen = protocol["generation"]
     _check_keys(gen, GENERATION_KEYS, "generation")
     if not isinstance(gen["strategy"], str) or not gen["strategy"]:

@@ -24,6 +24,7 @@ from mfrbench.protocol.schema import (
     SCHEMA,
     SCHEMA_VERSION,
     SPLITS,
+    SUPERSEDED_KEYS,
     fail,
     is_int,
     pair_sort_key,
@@ -68,6 +69,7 @@ def freeze(
     citation: str = "",
     dataset: str,
     mfrbench_version: str | None = None,
+    supersedes: Sequence[Mapping[str, Any]] = (),
 ) -> Protocol:
     """Build a complete, validated protocol dict (digest included) from a pair set.
 
@@ -75,6 +77,9 @@ def freeze(
     (and optionally ``warnings``), as attributes or mapping keys. Images are sorted by id and
     pairs by the canonical pair order, then numbered; the input is not modified.
     ``mfrbench_version`` defaults to the running version (it is part of the digest).
+    ``supersedes`` (``{name, version, digest}`` each, oldest first) names the protocols with the
+    same images and pairs that this one replaces; it is written only when non-empty, so other
+    protocols keep their bytes (:func:`mfrbench.protocol.lineage.refreeze` fills it).
     """
     images = sorted(
         (
@@ -118,6 +123,10 @@ def freeze(
         "images": images,
         "pairs": pairs,
     }
+    if supersedes:
+        protocol["supersedes"] = [
+            _normalise(entry, SUPERSEDED_KEYS, "supersedes entry") for entry in supersedes
+        ]
     protocol["digest"] = compute_digest(protocol)
     validate(protocol)
     return cast(Protocol, protocol)  # validate() checked every record

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mfrbench.protocol.digests import protocol_id
+from mfrbench.protocol.lineage import superseded
 from mfrbench.protocol.schema import SPLIT_RANK
 from mfrbench.records import Pair, Protocol
 
@@ -28,7 +29,9 @@ def show(protocol: Protocol) -> dict[str, Any]:
     images per face detector and landmark backend; ``face_status`` counts images with a frozen
     face (``ok``), none found (``no_face``) or never detected (``None``); ``points5_source``
     where their five points come from; ``mask_types`` counts images per dataset mask label;
-    ``identities`` counts distinct identities overall and per split.
+    ``identities`` counts distinct identities overall and per split. ``citation`` is the
+    protocol's BibTeX ("" when none was recorded); ``supersedes`` lists the ids of the
+    protocols it was re-frozen from (same images and pairs), oldest first.
     """
     pairs = protocol["pairs"]
     images = {img["id"]: img for img in protocol["images"]}
@@ -53,6 +56,8 @@ def show(protocol: Protocol) -> dict[str, Any]:
         "name": protocol["name"],
         "version": protocol["version"],
         "description": protocol["description"],
+        "citation": protocol["citation"],
+        "supersedes": [protocol_id(entry) for entry in superseded(protocol)],
         "mfrbench_version": protocol["mfrbench_version"],
         "dataset": protocol["dataset"]["name"],
         "content_digest": protocol["dataset"]["content_digest"],
