@@ -166,11 +166,15 @@ def test_to_tensor_normalises_and_orders_channels():
 def test_parse_spec_errors():
     assert parse_spec("plugin:eigenface") == ("plugin", "eigenface")
     assert parse_spec("onnx:/a:b.onnx") == ("onnx", "/a:b.onnx")
+    assert parse_spec("eigenface") == ("plugin", "eigenface")  # a bare plugin name, as train
     for bad in ("", "plugin:", "tf:model", "nocolon"):
         with pytest.raises(UserError, match="bad model spec"):
             parse_spec(bad)
-    with pytest.raises(UserError, match="did you mean plugin:eigenface"):
-        create_model("eigenface")
+    with pytest.raises(UserError, match=r"no plugin of that name \(plugins: dlib-resnet, "):
+        parse_spec("nocolon")
+    with pytest.raises(UserError, match=r"an ONNX file is onnx:arcface\.onnx"):
+        parse_spec("arcface.onnx")
+    assert create_model("eigenface").name == "eigenface"
     with pytest.raises(UserError, match="siamese:runs/x: no such folder"):
         create_model("siamese:runs/x")
 

@@ -297,6 +297,12 @@ def test_identity_is_the_weights_file_digest(resnet, facenet, weights):
     )
 
 
+def test_default_preprocessing_is_the_declared_one(resnet, facenet):
+    # what `mfrbench models --details` and docs/models.md show is what the plugin builds
+    assert resnet.preprocess == ResNet50.info.preprocess
+    assert facenet.preprocess == FaceNet.info.preprocess
+
+
 def test_crop_options_keep_aspect(weights, lfw_mini):
     upper = FaceNet(weights=str(weights["facenet"]), crop="upper-half")
     assert upper.preprocess.size == (160, 80) and upper.preprocess.crop == "upper-half"

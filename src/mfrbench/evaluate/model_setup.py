@@ -1,9 +1,10 @@
 """The model of a run: build it from a spec (or take an instance), name it, describe it.
 
 ``resolve_model`` turns ``--model`` into an :class:`~mfrbench.models.base.EmbeddingModel` and
-the spec worker processes rebuild it from; ``model_id_of`` gives the results folder name
-(``name@<12 hex>``) that the run writes under; ``identity_dict`` is the identity the report and
-the cache's ``meta.json`` record, also for a model that is not fitted yet.
+the spec worker processes rebuild it from (in full: a bare plugin name gets its ``plugin:``);
+``model_id_of`` gives the results folder name (``name@<12 hex>``) that the run writes under;
+``identity_dict`` is the identity the report and the cache's ``meta.json`` record, also for a
+model that is not fitted yet.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ def resolve_model(
         return validate_model(model, type(model).__name__), None
     if not isinstance(model, str) or not model:
         raise UserError(f"--model must be a spec such as plugin:dlib-resnet, got {model!r}")
-    from mfrbench.models.registry import create_model
+    from mfrbench.models.registry import create_model, normalize_spec
 
-    return create_model(model, dict(options or {})), model
+    spec = normalize_spec(model)  # a bare plugin name (dlib-resnet) is plugin:dlib-resnet
+    return create_model(spec, dict(options or {})), spec
 
 
 def identity_dict(model: EmbeddingModel) -> dict[str, Any]:

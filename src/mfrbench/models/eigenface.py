@@ -3,14 +3,16 @@
 A traditional baseline that runs anywhere with no weights: it is fitted on the protocol's
 training images only (``needs_fit``), then projects each image onto the leading principal
 components. The evaluator renders the protocol's own crop (``protocol``, e.g. the 112x56 upper
-half) and resizes it to ``size`` (default 64x32, the shipped protocols' 2:1 ROI at a size PCA
-handles quickly; use ``size=64x64`` for a square-ROI protocol to avoid stretching).
+half) and fits it into ``size`` (default 64x32, the shipped protocols' 2:1 ROI at a size PCA
+handles quickly). A crop of another aspect is padded with zero borders, never stretched (a
+square-ROI protocol, or a real image's square face, becomes a pillarboxed 64x32, and the report
+says ``aspect: padded``); use ``size=64x64`` for a square-ROI protocol to use every pixel.
 
-Options: ``size`` (WxH), ``n_components`` (default 100, capped at n_train - 1 and the pixel
-count), ``whiten`` (default false: divide each projection by its component's standard
-deviation, so every component weighs the same in the distance; with the cosine distance this is
-the "Mahalanobis cosine" of the CSU face-identification baseline), ``distance``
-(default cosine).
+Options (:data:`OPTIONS`, docs/models.md): ``size`` (WxH), ``n_components`` (default 100,
+capped at n_train - 1 and the pixel count), ``whiten`` (default false: divide each projection
+by its component's standard deviation, so every component weighs the same in the distance;
+with the cosine distance this is the "Mahalanobis cosine" of the CSU face-identification
+baseline), ``distance`` (default cosine).
 
 Determinism: the SVD runs in float64 and each component's sign is fixed so that its entry of
 largest magnitude is positive, so a refit on the same images gives the same basis bytes.
@@ -21,24 +23,65 @@ training data they came from.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 
 import cv2
 import numpy as np
 
 from mfrbench.models.base import (
-    DISTANCES,
+    DISTANCE_OPTION,
     Box,
     EmbeddingModel,
     ModelIdentity,
     Options,
+    OptionSpec,
     Preprocess,
 )
+from mfrbench.models.info import ModelInfo
 
 NAME = "eigenface"
 VERSION = "1"
 DEFAULT_SIZE = (64, 32)
 DEFAULT_COMPONENTS = 100
+
+OPTIONS = (
+    OptionSpec(
+        "size",
+        DEFAULT_SIZE,
+        "input WxH the protocol crop is fitted into (zero borders where its aspect differs)",
+        kind="size",
+    ),
+    OptionSpec(
+        "n_components",
+        DEFAULT_COMPONENTS,
+        "principal components kept (capped at training images - 1 and the pixel count)",
+        kind="int",
+    ),
+    OptionSpec(
+        "whiten",
+        False,
+        "divide each projection by its component's standard deviation (with cosine: the CSU "
+        "baseline's Mahalanobis cosine)",
+        kind="bool",
+    ),
+    DISTANCE_OPTION,
+)
+DEFAULT_PREPROCESS = Preprocess(
+    size=DEFAULT_SIZE, color="gray", mean=(0.0,), std=(1.0,), crop="protocol"
+)
+INFO = ModelInfo(
+    spec=f"plugin:{NAME}",
+    summary="Eigenfaces: PCA of grey, histogram-equalised protocol crops, fitted on the "
+    "protocol's training images only (the LFW masking paper's traditional baseline; no weights).",
+    options=OPTIONS,
+    preprocess=DEFAULT_PREPROCESS,
+    preprocess_note="grey (ITU-R 601 luma) then histogram-equalised; PCA centres the pixels "
+    "itself, so mean/std are not applied; size=WxH changes the input",
+    distance="cosine (distance=euclidean|sql2 to change it)",
+    weights="none: the basis is fitted per protocol on its training images (the identity "
+    "records its sha256 and n_train)",
+)
 
 
 def gray_equalized(images: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
@@ -92,18 +135,17 @@ class Eigenface(EmbeddingModel):
 
     name = NAME
     version = VERSION
+    info = INFO
     needs_fit = True
 
     def __init__(self, **options: Any) -> None:
-        opts = Options(NAME, options)
-        self.size = opts.size("size", DEFAULT_SIZE)
-        self.n_components = opts.int("n_components", DEFAULT_COMPONENTS, minimum=1)
-        self.whiten = opts.bool("whiten", False)
-        self.default_distance = opts.choice("distance", DISTANCES, "cosine")
+        opts = Options(NAME, options, OPTIONS)
+        self.size = opts.size("size")
+        self.n_components = opts.int("n_components", minimum=1)
+        self.whiten = opts.bool("whiten")
+        self.default_distance = opts.choice("distance")
         opts.finish()
-        self.preprocess = Preprocess(
-            size=self.size, color="gray", mean=(0.0,), std=(1.0,), crop="protocol"
-        )
+        self.preprocess = replace(DEFAULT_PREPROCESS, size=self.size)
         self.embedding_size = min(self.n_components, self.size[0] * self.size[1])
         self._mean: np.ndarray | None = None
         self._components: np.ndarray | None = None

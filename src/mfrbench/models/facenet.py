@@ -37,16 +37,19 @@ import torch.nn.functional as F
 
 from mfrbench.errors import UserError
 from mfrbench.models.base import (
-    LANDMARK_SOURCES,
+    LANDMARKS_OPTION,
     Box,
     EmbeddingModel,
     FineTunable,
     ModelIdentity,
     Options,
+    OptionSpec,
     Preprocess,
     sha256_file,
 )
+from mfrbench.models.info import ModelInfo
 from mfrbench.models.nets import (
+    DEVICE_OPTION,
     Published,
     build_empty,
     check_weights,
@@ -55,6 +58,7 @@ from mfrbench.models.nets import (
     fit_width,
     load_weights,
     read_state_dict,
+    weights_options,
     weights_source,
 )
 from mfrbench.models.nets.inception_resnet_v1 import EMBEDDING_DIM, InceptionResnetV1
@@ -79,11 +83,50 @@ _TOO_SMALL = (
 MEAN = (127.5 / 255.0,) * 3
 STD = (128.0 / 255.0,) * 3
 
+OPTIONS = (
+    *weights_options(PUBLISHED, WHAT),
+    OptionSpec(
+        "crop",
+        "facenet-160",
+        "input crop: facenet-160 is facenet-pytorch's MTCNN crop, the input these weights "
+        "were trained on",
+        CROPS,
+        kind="choice",
+    ),
+    LANDMARKS_OPTION,
+    OptionSpec(
+        "size",
+        None,
+        f"input WxH (at least {MIN_SIDE} px a side)",
+        kind="size",
+        default_text=f"{INPUT}x{INPUT}; {INPUT}x{INPUT // 2} for upper-half; protocol: width "
+        f"{INPUT}, aspect kept",
+    ),
+    DEVICE_OPTION,
+)
+DEFAULT_PREPROCESS = Preprocess((INPUT, INPUT), "rgb", MEAN, STD, "facenet-160")
+INFO = ModelInfo(
+    spec="plugin:facenet",
+    summary="FaceNet's Inception-ResNet-v1 (the LFW masking paper's model) with facenet-pytorch's "
+    "published weights: 512-D unit-length embeddings.",
+    options=OPTIONS,
+    preprocess=DEFAULT_PREPROCESS,
+    preprocess_note="facenet-pytorch's fixed_image_standardization, (pixel - 127.5) / 128; "
+    "crop= and size= change the input (crop=protocol: each crop scaled to width 160 by the "
+    "plugin, aspect kept)",
+    distance="cosine",
+    weights="required, never random: weights=PATH (a facenet-pytorch state dict), or "
+    "pretrained=vggface2|casia-webface with sha256=HEX (downloaded once from facenet-pytorch's "
+    "GitHub release into the cache), or url=URL sha256=HEX; the file's sha256 is the weights "
+    "digest",
+)
+
 
 class FaceNet(FineTunable, EmbeddingModel):
     """Inception-ResNet-v1 embeddings (512-D, unit length), compared by cosine similarity."""
 
     name = "facenet"
+    info = INFO
     #: Plugin version; the torch version is appended (numerics may change between releases).
     version = f"1+torch{torch.__version__}"
     preprocess = Preprocess((INPUT, INPUT), "rgb", MEAN, STD, "face")
@@ -91,13 +134,13 @@ class FaceNet(FineTunable, EmbeddingModel):
     default_distance = "cosine"
 
     def __init__(self, **options: Any) -> None:
-        opts = Options(self.name, options)
+        opts = Options(self.name, options, OPTIONS)
         source = weights_source(self.name, opts, PUBLISHED, WHAT)
-        crop = opts.choice("crop", CROPS, "facenet-160")
-        landmarks = opts.choice("landmarks", LANDMARK_SOURCES, "source")
+        crop = opts.choice("crop")
+        landmarks = opts.choice("landmarks")
         size = opts.size("size", default_size(crop, INPUT))
         # where the network runs; not part of identity(): see mfrbench.vision.device
-        self.device = resolve_device(opts.str("device", "cpu"))
+        self.device = resolve_device(opts.str("device"))
         opts.finish()
         if size is not None and min(size) < MIN_SIDE:
             raise UserError(f"{self.name}: size={size[0]}x{size[1]} is too small: {_TOO_SMALL}")

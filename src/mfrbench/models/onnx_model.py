@@ -6,8 +6,9 @@ ArcFace convention (RGB, (x/255 - 0.5) / 0.5, the five points similarity-aligned
 insightface's 112x112 template: crop ``arcface-112``); override with ``mean``, ``std`` (one
 value or one per channel, comma-separated), ``color`` (rgb/bgr/gray), ``crop`` (any of
 ``models.base.CROPS``), ``landmarks`` (``source`` or ``detect``, see ``evaluate.prepare``) and
-``distance``. The session runs single-threaded (intra- and inter-op), so outputs do not depend
-on thread scheduling; parallelism belongs to the evaluator's workers.
+``distance`` (declared in :data:`OPTIONS`; docs/models.md). The session runs single-threaded
+(intra- and inter-op), so outputs do not depend on thread scheduling; parallelism belongs to
+the evaluator's workers.
 """
 
 from __future__ import annotations
@@ -19,20 +20,68 @@ import numpy as np
 
 from mfrbench.errors import UserError
 from mfrbench.models.base import (
+    COLORS,
     CROPS,
-    DISTANCES,
-    LANDMARK_SOURCES,
+    DISTANCE_OPTION,
+    LANDMARKS_OPTION,
     Box,
     EmbeddingModel,
     ModelIdentity,
     Options,
+    OptionSpec,
     Preprocess,
     sha256_file,
     to_tensor,
 )
+from mfrbench.models.info import ModelInfo
 
 VERSION = "1"
 _FIX = "pip install onnxruntime"
+
+OPTIONS = (
+    OptionSpec(
+        "size",
+        None,
+        "input WxH; must equal the model's input shape when that is fixed",
+        kind="size",
+        default_text="the model's input shape (required when it is dynamic)",
+    ),
+    OptionSpec(
+        "color",
+        None,
+        "channel order of the tensor the model sees",
+        COLORS,
+        kind="choice",
+        default_text="rgb (gray for a one-channel input)",
+    ),
+    OptionSpec(
+        "mean", (0.5,), "subtracted from pixel / 255: one value or one per channel", kind="floats"
+    ),
+    OptionSpec("std", (0.5,), "then divided by: one value or one per channel", kind="floats"),
+    OptionSpec(
+        "crop",
+        "arcface-112",
+        "input crop (arcface-112: the five points similarity-aligned onto insightface's template)",
+        CROPS,
+        kind="choice",
+    ),
+    LANDMARKS_OPTION,
+    DISTANCE_OPTION,
+)
+#: The defaults for a model whose input is 3 x 112 x 112 (ArcFace's convention).
+DEFAULT_PREPROCESS = Preprocess((112, 112), "rgb", (0.5,), (0.5,), "arcface-112")
+INFO = ModelInfo(
+    spec="onnx:PATH",
+    summary="Any face-embedding ONNX model (one NCHW float32 input, (N, D) output), run on CPU "
+    "with onnxruntime, single-threaded so outputs do not depend on thread scheduling.",
+    options=OPTIONS,
+    preprocess=DEFAULT_PREPROCESS,
+    preprocess_note="the ArcFace convention, (pixel / 255 - 0.5) / 0.5; the size is the "
+    "model's input shape (112x112 above for a 112x112 model); override with color=, mean=, "
+    "std=, crop=, size=",
+    distance="cosine (distance=euclidean|sql2 to change it)",
+    weights="the ONNX file named by the spec (onnx:PATH); its sha256 is the weights digest",
+)
 
 
 def onnxruntime_status() -> tuple[bool, str]:
@@ -51,6 +100,8 @@ def _dim(value: Any) -> int | None:
 
 class OnnxModel(EmbeddingModel):
     """An ONNX embedding model; ``OnnxModel(path, **options)``."""
+
+    info = INFO
 
     def __init__(self, path: str | Path, **options: Any) -> None:
         self.path = Path(path)
@@ -89,7 +140,7 @@ class OnnxModel(EmbeddingModel):
         batch, channels, height, width = (_dim(d) for d in inp.shape)
         self._batch = batch  # a fixed batch size (usually 1) or None for dynamic
 
-        opts = Options(f"onnx:{self.path.name}", options)
+        opts = Options(f"onnx:{self.path.name}", options, OPTIONS)
         model_size = (width, height) if width and height else None
         size = opts.size("size", model_size)
         if size is None:
@@ -102,17 +153,17 @@ class OnnxModel(EmbeddingModel):
                 f"onnx: size={size[0]}x{size[1]} but the model's input is "
                 f"{model_size[0]}x{model_size[1]}"
             )
-        color = opts.choice("color", ("rgb", "bgr", "gray"), "gray" if channels == 1 else "rgb")
+        color = opts.choice("color", COLORS, "gray" if channels == 1 else "rgb")
         want_channels = 1 if color == "gray" else 3
         if channels is not None and channels != want_channels:
             raise UserError(
                 f"onnx: color={color} gives {want_channels} channels, model takes {channels}"
             )
-        mean = opts.floats("mean", (0.5,))
-        std = opts.floats("std", (0.5,))
-        crop = opts.choice("crop", CROPS, "arcface-112")
-        landmarks = opts.choice("landmarks", LANDMARK_SOURCES, "source")
-        self.default_distance = opts.choice("distance", DISTANCES, "cosine")
+        mean = opts.floats("mean")
+        std = opts.floats("std")
+        crop = opts.choice("crop")
+        landmarks = opts.choice("landmarks")
+        self.default_distance = opts.choice("distance")
         opts.finish()
         self.preprocess = Preprocess(
             size=size, color=color, mean=mean, std=std, crop=crop, landmarks=landmarks

@@ -22,10 +22,11 @@ import importlib
 import importlib.metadata
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from mfrbench.errors import UserError
 from mfrbench.models.base import EmbeddingModel, validate_model
+from mfrbench.models.info import ModelInfo, info_of
 
 GROUP = "mfrbench.models"
 SPEC_KINDS = ("plugin", "onnx", "python", "siamese")
@@ -170,20 +171,42 @@ def _build(obj: Any, options: Mapping[str, Any], where: str, args: tuple = ()) -
     return validate_model(model, where)
 
 
+_SPEC_FORMS = "plugin:NAME, onnx:PATH, python:package.module:factory or siamese:DIR"
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
-    """Split ``KIND:REST`` and check the kind; UserError with a hint for a bare name."""
-    kind, sep, rest = str(spec).partition(":")
-    if not sep or kind not in SPEC_KINDS or not rest:
-        hint = ""
-        if not sep and spec in _sources():
-            hint = f"; did you mean plugin:{spec}?"
-        kinds = ", ".join(f"{k}:..." for k in SPEC_KINDS)
-        raise UserError(f"bad model spec {spec!r} (expected one of {kinds}){hint}")
+    """Split ``KIND:REST`` and check the kind; a bare registered plugin name is ``plugin:NAME``.
+
+    Anything else is a one-line UserError naming the plugins there are (and, for a bare
+    ``*.onnx`` name, the ``onnx:`` spec it probably means).
+    """
+    text = str(spec)
+    kind, sep, rest = text.partition(":")
+    if not sep and text:
+        sources = _sources()
+        if text in sources:
+            return "plugin", text
+        hint = f"; an ONNX file is onnx:{text}" if text.lower().endswith(".onnx") else ""
+        raise UserError(
+            f"bad model spec {text!r}: no plugin of that name (plugins: "
+            f"{', '.join(sorted(sources)) or 'none'}); expected {_SPEC_FORMS}{hint}"
+        )
+    if kind not in SPEC_KINDS or not rest:
+        raise UserError(f"bad model spec {text!r} (expected {_SPEC_FORMS})")
     return kind, rest
 
 
+def normalize_spec(spec: str) -> str:
+    """The spec in full (``dlib-resnet`` -> ``plugin:dlib-resnet``), as reports record it."""
+    kind, rest = parse_spec(spec)
+    return f"{kind}:{rest}"
+
+
 def create_model(spec: str, options: Mapping[str, Any] | None = None) -> EmbeddingModel:
-    """Build the model a spec names, with ``--model-opt`` options; UserError on any mistake."""
+    """Build the model a spec names, with ``--model-opt`` options; UserError on any mistake.
+
+    A bare registered plugin name (``dlib-resnet``) means ``plugin:dlib-resnet``.
+    """
     options = dict(options or {})
     kind, rest = parse_spec(spec)
     if kind == "plugin":
@@ -244,3 +267,45 @@ def list_models() -> list[dict[str, Any]]:
         }
     )
     return rows
+
+
+class Described(NamedTuple):
+    """A plugin as ``mfrbench models --details`` shows it: what it says, where it comes from,
+    whether it can run here (and why not)."""
+
+    info: ModelInfo
+    source: str
+    ok: bool
+    reason: str
+
+
+def model_info(name: str) -> Described:
+    """The plugin ``--details NAME`` names, described (nothing is built or downloaded).
+
+    NAME is a plugin name with or without ``plugin:`` (``dlib-resnet``), or ``onnx`` /
+    ``siamese`` with or without a path (the path is not opened). UserError for anything else.
+    """
+    text = str(name).strip()
+    kind, sep, rest = text.partition(":")
+    if not sep and text in PATH_KINDS:
+        kind, rest = text, ""
+    elif not sep:
+        kind, rest = "plugin", text
+    if kind in PATH_KINDS:
+        obj = _load_target(PATH_KINDS[kind])
+        ok, reason = _check_of(obj)
+        return Described(info_of(obj, f"{kind}:PATH"), "built-in runner", ok, reason)
+    if kind == "plugin" and rest:
+        sources = _sources()
+        if rest not in sources:
+            known = ", ".join([*sorted(sources), *PATH_KINDS])
+            raise UserError(f"no model {text!r} to describe; known: {known}")
+        source, obj = _load_plugin(rest)
+        ok, reason = _check_of(obj)
+        return Described(info_of(obj, f"plugin:{rest}"), source, ok, reason)
+    if kind == "python":
+        raise UserError(
+            f"{text}: a python: factory declares nothing mfrbench can show; see its own "
+            "documentation (its options are the factory's keyword arguments)"
+        )
+    raise UserError(f"bad model name {text!r}: expected a plugin name, onnx or siamese")

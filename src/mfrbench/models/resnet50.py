@@ -43,16 +43,19 @@ import torch
 
 from mfrbench.errors import UserError
 from mfrbench.models.base import (
-    LANDMARK_SOURCES,
+    LANDMARKS_OPTION,
     Box,
     EmbeddingModel,
     FineTunable,
     ModelIdentity,
     Options,
+    OptionSpec,
     Preprocess,
     sha256_file,
 )
+from mfrbench.models.info import ModelInfo
 from mfrbench.models.nets import (
+    DEVICE_OPTION,
     Published,
     build_empty,
     check_weights,
@@ -61,6 +64,7 @@ from mfrbench.models.nets import (
     fit_width,
     load_weights,
     read_state_dict,
+    weights_options,
     weights_source,
 )
 from mfrbench.models.nets.resnet import (
@@ -88,11 +92,52 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: VGGFace2 Caffe models: BGR pixel values minus this mean (BGR order), not scaled.
 VGGFACE2_MEAN_BGR = (91.4953, 103.8827, 131.0912)
 
+OPTIONS = (
+    *weights_options(PUBLISHED, WHAT),
+    OptionSpec(
+        "variant",
+        None,
+        "architecture the weights were trained with; vggface2 also switches to that model's "
+        "input (BGR, mean subtraction, no scaling)",
+        VARIANTS,
+        kind="choice",
+        default_text="torchvision (an 8631-way fc must say which)",
+    ),
+    OptionSpec("crop", "face", "input crop (face: the face box made square)", CROPS, kind="choice"),
+    LANDMARKS_OPTION,
+    OptionSpec(
+        "size",
+        None,
+        "input WxH",
+        kind="size",
+        default_text=f"{INPUT}x{INPUT}; {INPUT}x{INPUT // 2} for upper-half; protocol: width "
+        f"{INPUT}, aspect kept",
+    ),
+    DEVICE_OPTION,
+)
+DEFAULT_PREPROCESS = Preprocess((INPUT, INPUT), "rgb", IMAGENET_MEAN, IMAGENET_STD, "face")
+INFO = ModelInfo(
+    spec="plugin:resnet50",
+    summary="ResNet-50 global-average-pooled features (2048-D, before fc), the backbone the seed "
+    "papers use, with torchvision ImageNet weights or a VGGFace2 ResNet-50 port.",
+    options=OPTIONS,
+    preprocess=DEFAULT_PREPROCESS,
+    preprocess_note="ImageNet normalisation; variant=vggface2: BGR, pixel values minus "
+    "[91.4953, 103.8827, 131.0912] (BGR order), not scaled; crop= and size= change the input "
+    "(crop=protocol: each crop scaled to width 224 by the plugin, aspect kept)",
+    distance="cosine",
+    weights="required, never random: weights=PATH (.pth/.pt state dict, or a .pkl of numpy "
+    "arrays from the VGGFace2 Caffe ports), or pretrained=imagenet|imagenet-v2 with sha256=HEX "
+    "(torchvision's files, downloaded once into the cache), or url=URL sha256=HEX; the file's "
+    "sha256 is the weights digest",
+)
+
 
 class ResNet50(FineTunable, EmbeddingModel):
     """ResNet-50 2048-D pooled features (before ``fc``), compared by cosine similarity."""
 
     name = "resnet50"
+    info = INFO
     #: Plugin version; the torch version is appended (numerics may change between releases).
     version = f"1+torch{torch.__version__}"
     preprocess = Preprocess((INPUT, INPUT), "rgb", IMAGENET_MEAN, IMAGENET_STD, "face")
@@ -100,7 +145,7 @@ class ResNet50(FineTunable, EmbeddingModel):
     default_distance = "cosine"
 
     def __init__(self, **options: Any) -> None:
-        opts = Options(self.name, options)
+        opts = Options(self.name, options, OPTIONS)
         source = weights_source(self.name, opts, PUBLISHED, WHAT)
         variant = opts.str("variant")
         if variant is not None and variant not in VARIANTS:
@@ -108,11 +153,11 @@ class ResNet50(FineTunable, EmbeddingModel):
                 f"{self.name}: option variant={variant!r} is invalid: choose one of "
                 f"{', '.join(VARIANTS)}"
             )
-        crop = opts.choice("crop", CROPS, "face")
-        landmarks = opts.choice("landmarks", LANDMARK_SOURCES, "source")
+        crop = opts.choice("crop")
+        landmarks = opts.choice("landmarks")
         size = opts.size("size", default_size(crop, INPUT))
         # where the network runs; not part of identity(): see mfrbench.vision.device
-        self.device = resolve_device(opts.str("device", "cpu"))
+        self.device = resolve_device(opts.str("device"))
         opts.finish()
         if opts.str("pretrained"):
             if variant == "vggface2":

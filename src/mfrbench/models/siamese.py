@@ -27,7 +27,15 @@ import numpy as np
 
 from mfrbench.digest import sha256_text
 from mfrbench.errors import UserError
-from mfrbench.models.base import HeadModel, ModelIdentity, Options, canonical_json, sha256_file
+from mfrbench.models.base import (
+    HeadModel,
+    ModelIdentity,
+    Options,
+    OptionSpec,
+    canonical_json,
+    sha256_file,
+)
+from mfrbench.models.info import ModelInfo
 from mfrbench.models.registry import create_model
 from mfrbench.models.safetensors_io import read_safetensors
 
@@ -38,6 +46,29 @@ WEIGHTS = "heads.safetensors"
 IDENTITIES = "identities.json"
 #: tensors ``<head>/backbone/<key>``: the fine-tuned backbone blocks of that head
 BACKBONE = "backbone"
+
+OPTIONS = (
+    OptionSpec(
+        "head",
+        None,
+        "score every pair with this one head (for a per-fold model on another protocol; the "
+        "leakage check still applies)",
+        default_text="the only head, or each fold's own head on its protocol",
+    ),
+)
+INFO = ModelInfo(
+    spec="siamese:DIR",
+    summary="A fully connected head trained by mfrbench train siamese over a frozen backbone "
+    "plugin (one head, or one per held-out fold), applied to the backbone's L2-normalised "
+    "embedding.",
+    options=OPTIONS,
+    preprocess=None,
+    preprocess_note="the backbone's, exactly as when the head was trained (siamese.json "
+    "records the backbone's spec, options and cache key; a changed backbone is refused)",
+    distance="as trained (siamese.json's distance; cosine unless set)",
+    weights="DIR/heads.safetensors (checked against its sha256 in DIR/siamese.json), over the "
+    "backbone's own weights",
+)
 
 
 def _read_json(path: Path) -> Any:
@@ -78,11 +109,12 @@ class SiameseModel(HeadModel):
 
     name = "siamese"
     version = "1"
+    info = INFO
 
     def __init__(self, path: str, **options: Any) -> None:
         from mfrbench.models.heads import HeadConfig, load_head  # torch: imported on use
 
-        opts = Options(self.name, options)
+        opts = Options(self.name, options, OPTIONS)
         only = opts.str("head")
         opts.finish()
         folder = Path(path).expanduser()

@@ -28,9 +28,10 @@ from torch import nn
 
 from mfrbench.errors import UserError
 from mfrbench.fetch import cache_dir, fetch
-from mfrbench.models.base import Options, Preprocess, to_tensor
+from mfrbench.models.base import Options, OptionSpec, Preprocess, to_tensor
 
 __all__ = [
+    "DEVICE_OPTION",
     "URL_SCHEMES",
     "Published",
     "WeightsSource",
@@ -42,6 +43,7 @@ __all__ = [
     "load_weights",
     "read_state_dict",
     "strip_wrappers",
+    "weights_options",
     "weights_source",
 ]
 
@@ -202,6 +204,41 @@ class WeightsSource:
 
 #: URL schemes ``url=`` accepts (what :func:`mfrbench.fetch.fetch` can read).
 URL_SCHEMES = ("http", "https", "file")
+
+#: Where a torch plugin runs; never part of its identity (see :mod:`mfrbench.vision.device`).
+DEVICE_OPTION = OptionSpec(
+    "device",
+    "cpu",
+    "torch device the network runs on (not part of the model id or cache key)",
+    values_text="cpu|cuda|cuda:N",
+)
+
+
+def weights_options(published: Mapping[str, Published], what: str) -> tuple[OptionSpec, ...]:
+    """The options :func:`weights_source` reads, declared for a plugin's option list."""
+    return (
+        OptionSpec("weights", None, f"local weights file: {what}", kind="path"),
+        OptionSpec(
+            "pretrained",
+            None,
+            "download this published file once into the cache (needs sha256=)",
+            tuple(published),
+            kind="choice",
+        ),
+        OptionSpec(
+            "sha256",
+            None,
+            "the sha256 a pretrained= or url= download must have (nothing is fetched unverified)",
+            kind="sha256",
+        ),
+        OptionSpec(
+            "url",
+            None,
+            "download from here instead (with pretrained=: a mirror of that file; alone: any "
+            "such file), verified by sha256=",
+            kind="url",
+        ),
+    )
 
 
 def _url_file_name(model: str, url: str) -> str:
