@@ -8,9 +8,11 @@ options that find real images' faces (--detector, --landmarks, --face-policy, --
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mfrbench.cli.common import console, out_console, print_rows, warn
 from mfrbench.errors import UserError
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ProtocolMeta:
-    """What a protocol is called and where it goes; ``name`` None means ``<dataset>-<strategy>``."""
+    """What a protocol is called and where it goes; ``name`` None means :func:`default_name`."""
 
     name: str | None
     version: str
@@ -41,12 +43,38 @@ class FaceSettings:
     workers: int
 
 
+#: The strategy of ``pairs lfw --official``: its default name comes from the list it re-points.
+_OFFICIAL = "official-lfw"
+_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def default_name(dataset: str, strategy: str, params: Mapping[str, Any]) -> str:
+    """The protocol name when --name is not given: the dataset, then what the strategy adds.
+
+    ``rmfrd`` (not ``rmfrd-rmfrd``) and ``mfr2``; ``lfw-folds`` (the strategy already names
+    the dataset); ``lfw-view2`` for LFW's official ``pairs.txt`` (``lfw-<list>`` for another
+    official list); otherwise ``<dataset>-<strategy>``, e.g. ``folder-rmfrd``, ``lfw-rmfrd``.
+    """
+    if strategy == dataset:
+        return dataset
+    if strategy == _OFFICIAL:
+        listed = Path(str(params.get("pairs_file", "pairs.txt")))
+        tail = "view2" if listed.name == "pairs.txt" else listed.stem
+        return f"{dataset}-{_NOT_IN_NAME.sub('-', tail).strip('-') or 'official'}"
+    if strategy.startswith(f"{dataset}-"):
+        return strategy
+    return f"{dataset}-{strategy}"
+
+
 def protocol_path(out: Path | None, name: str) -> Path:
     """Where a protocol goes: ``--out`` is a folder (as for every command) holding
-    ``<name>.json``, unless it ends in ``.json`` and so names the file."""
+    ``<name>.json``, unless it ends in ``.json`` and so names the file; without ``--out``,
+    ``paths.protocols_dir()`` (never a checkout's shipped ``protocols/``)."""
+    from mfrbench.paths import protocols_dir
+
     if out is not None and out.suffix.lower() == ".json":
         return out
-    return (out or Path(".")) / f"{name}.json"
+    return (out or protocols_dir()) / f"{name}.json"
 
 
 def read_citation(value: str | None) -> str:
@@ -91,7 +119,7 @@ def freeze_and_write(pairset: PairSet, dataset: str, meta: ProtocolMeta) -> None
     from mfrbench.pairs import summary_table
     from mfrbench.protocol import freeze, protocol_id, write_protocol
 
-    name = meta.name or f"{dataset}-{pairset.strategy}"
+    name = meta.name or default_name(dataset, pairset.strategy, pairset.params)
     protocol = freeze(
         pairset,
         name=name,

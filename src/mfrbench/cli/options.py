@@ -21,6 +21,19 @@ from mfrbench.executors import Executor, make_executor
 Workers = Annotated[int, typer.Option(help="Worker processes (default: the usable CPUs).")]
 Seed = Annotated[int, typer.Option(help="Seed for every random choice.")]
 
+# ------------------------------------------------------------------ where outputs go
+
+Workdir = Annotated[
+    Path | None,
+    typer.Option(
+        "--workdir",
+        help="Root of the default outputs: out/ (synth), protocols/ (pairs), results/ (eval) "
+        "and cache/ (embeddings) under it. Default: $MFRBENCH_HOME, else ./mfrbench-work with "
+        "the cache in ~/.cache/mfrbench. --out and --cache-dir win, $MFRBENCH_CACHE for the "
+        "cache.",
+    ),
+]
+
 # ------------------------------------------------------------------ where the work runs
 
 ExecutorKind = Annotated[
@@ -69,7 +82,10 @@ BackboneOpt = Annotated[
 ]
 CacheDir = Annotated[
     Path | None,
-    typer.Option(help="Embedding cache (else $MFRBENCH_CACHE/embeddings or ~/.cache/...)."),
+    typer.Option(
+        help="Embedding cache (default: $MFRBENCH_CACHE/embeddings, else WORKDIR/cache/embeddings "
+        "when --workdir or $MFRBENCH_HOME is set, else ~/.cache/mfrbench/embeddings)."
+    ),
 ]
 BootstrapSeed = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")]
 NBoot = Annotated[int, typer.Option(help="Bootstrap resamples for 95% intervals (0: none).")]
@@ -78,8 +94,13 @@ Runs = Annotated[list[Path], typer.Argument(help="Run folders (or their report.j
 # ------------------------------------------------------------------ protocol files
 
 ProtocolFile = Annotated[Path, typer.Argument(help="Protocol file.")]
-SourceRoot = Annotated[Path, typer.Option(help="Dataset root holding the source images.")]
-Name = Annotated[str | None, typer.Option(help="Protocol name (default: <dataset>-<strategy>).")]
+Name = Annotated[
+    str | None,
+    typer.Option(
+        help="Protocol name (default: from the dataset and strategy, e.g. lfw-folds, "
+        "lfw-view2, rmfrd, folder-rmfrd; docs/protocols.md section 6)."
+    ),
+]
 Version = Annotated[str, typer.Option("--version", help="Protocol content version.")]
 Description = Annotated[str, typer.Option(help="One-paragraph description.")]
 Citation = Annotated[
@@ -89,8 +110,8 @@ ProtocolOut = Annotated[
     Path | None,
     typer.Option(
         "--out",
-        help="Folder for the protocol file <name>.json (default: the current folder); a path "
-        "ending in .json names the file itself.",
+        help="Folder for the protocol file <name>.json (default: $MFRBENCH_HOME/protocols, "
+        "else ./mfrbench-work/protocols); a path ending in .json names the file itself.",
     ),
 ]
 

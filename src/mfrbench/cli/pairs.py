@@ -31,6 +31,7 @@ from mfrbench.cli.options import (
     TestFrac,
     ValFrac,
     Version,
+    Workdir,
 )
 from mfrbench.errors import UserError
 from mfrbench.faces import REAL_IMAGE_CASCADE
@@ -60,6 +61,7 @@ def pairs_rmfrd(
     description: Description = "",
     citation: Citation = None,
     out: ProtocolOut = None,
+    workdir: Workdir = None,
     detector: FaceDetector = REAL_IMAGE_CASCADE,
     landmarks: FaceLandmarks = "dlib",
     face_policy: FacePolicy = "auto",
@@ -72,7 +74,7 @@ def pairs_rmfrd(
     from mfrbench.datasets import get_dataset
     from mfrbench.pairs import images_from_records, rmfrd_pairs
 
-    meta = ProtocolMeta(name, version, description, citation, out)
+    meta = ProtocolMeta(name, version, description, citation, _out(out, workdir))
     faces = FaceSettings(detector, landmarks, face_policy, margin, workers)
     ds = get_dataset("rmfrd", root=root)
     pairset = rmfrd_pairs(
@@ -110,6 +112,7 @@ def pairs_folder(
     description: Description = "",
     citation: Citation = None,
     out: ProtocolOut = None,
+    workdir: Workdir = None,
     detector: FaceDetector = REAL_IMAGE_CASCADE,
     landmarks: FaceLandmarks = "dlib",
     face_policy: FacePolicy = "auto",
@@ -123,7 +126,7 @@ def pairs_folder(
     from mfrbench.datasets import get_dataset
     from mfrbench.pairs import images_from_records, listed_pairs, rmfrd_pairs
 
-    meta = ProtocolMeta(name, version, description, citation, out)
+    meta = ProtocolMeta(name, version, description, citation, _out(out, workdir))
     faces = FaceSettings(detector, landmarks, face_policy, margin, workers)
     images = images_from_records(get_dataset("folder", root=root).records())
     if masked_from is not None:
@@ -147,6 +150,13 @@ def pairs_folder(
             dataset="folder",
         )
     freeze_and_write(with_faces(pairset, Path(root), "folder", faces), "folder", meta)
+
+
+def _out(out: Path | None, workdir: Path | None) -> Path | None:
+    """--out, else the workdir's protocols/ when --workdir is given (else freezing decides)."""
+    from mfrbench.paths import protocols_dir
+
+    return out if out is not None or workdir is None else protocols_dir(workdir)
 
 
 def _masked_flags(path: Path) -> dict[str, tuple[bool | None, str | None]]:
@@ -184,11 +194,12 @@ def pairs_manifest(
     description: Description = "",
     citation: Citation = None,
     out: ProtocolOut = None,
+    workdir: Workdir = None,
 ) -> None:
     """The rmfrd strategy on a synth output: synthetic masked variants x unmasked originals."""
     from mfrbench.pairs import rmfrd_pairs
 
-    meta = ProtocolMeta(name, version, description, citation, out)
+    meta = ProtocolMeta(name, version, description, citation, _out(out, workdir))
     dataset = _manifest_dataset(manifest)
     mix = _probe_mix(probe_masks, colors)
     images = _manifest_images(manifest, colors)
@@ -275,11 +286,12 @@ def pairs_lfw(
     description: Description = "",
     citation: Citation = None,
     out: ProtocolOut = None,
+    workdir: Workdir = None,
 ) -> None:
     """LFW-style folds (like view 2) from a synth manifest, or an official list re-pointed."""
     from mfrbench.pairs import MLFW, lfw_folds, official_lfw_pairs, resolve_mask_assignment
 
-    meta = ProtocolMeta(name, version, description, citation, out)
+    meta = ProtocolMeta(name, version, description, citation, _out(out, workdir))
     default_type = "masked-masked" if mask_assignment == MLFW else "masked-unmasked"
     types = split_list(pair_types) or [default_type]
     resolve_mask_assignment(mask_assignment, impostor_same_mask, types)  # mistakes first
@@ -314,6 +326,7 @@ def pairs_mfr2(
     description: Description = "",
     citation: Citation = None,
     out: ProtocolOut = None,
+    workdir: Workdir = None,
     detector: FaceDetector = REAL_IMAGE_CASCADE,
     landmarks: FaceLandmarks = "dlib",
     face_policy: FacePolicy = "auto",
@@ -327,7 +340,7 @@ def pairs_mfr2(
     from mfrbench.datasets import get_dataset
     from mfrbench.pairs import images_from_records, mfr2_pairs
 
-    meta = ProtocolMeta(name, version, description, citation, out)
+    meta = ProtocolMeta(name, version, description, citation, _out(out, workdir))
     faces = FaceSettings(detector, landmarks, face_policy, margin, workers)
     ds = cast("MFR2", get_dataset("mfr2", root=root))
     listed = pairs_file or ds.pairs_file()

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 
 from mfrbench.cli.common import console, out_console, print_counts, split_list
-from mfrbench.cli.options import ExecutorKind, RayAddress, Seed, Workers, executor_from
+from mfrbench.cli.options import ExecutorKind, RayAddress, Seed, Workdir, Workers, executor_from
 from mfrbench.cli.progress import make_progress
 from mfrbench.workers import DEFAULT_WORKERS
 
@@ -30,9 +30,13 @@ def synth_command(
     root: Annotated[
         Path | None, typer.Option(help="Dataset root folder (lfw: else $MFRBENCH_DATA/lfw).")
     ] = None,
-    out: Annotated[Path, typer.Option(help="Output folder (images/ and manifest.parquet).")] = Path(
-        "out/synth"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output folder for images/ and manifest.parquet (default: WORKDIR/out/DATASET)."
+        ),
+    ] = None,
+    workdir: Workdir = None,
     colors: Annotated[
         str, typer.Option(help="Mask colours: names (black, white, blue) or #RRGGBB, comma list.")
     ] = "black,white,blue",
@@ -108,9 +112,19 @@ def synth_command(
 ) -> None:
     """Detect, landmark, mask and crop every image of DATASET into OUT, with a Parquet manifest."""
     from mfrbench.evaluate.formatting import num
+    from mfrbench.paths import earlier_default, synth_dir
     from mfrbench.synth import SynthConfig, parse_min_face, run_synth
 
     where = executor_from(executor, ray_address, workers)
+    if out is None:
+        out = synth_dir(dataset, workdir)
+        earlier = earlier_default("synth", workdir)
+        if earlier is not None:
+            console.print(
+                f"note: the default output is now {out}; an earlier one is in {earlier} "
+                f"(--out {earlier} resumes it)",
+                highlight=False,
+            )
 
     config = SynthConfig(
         dataset=dataset,
@@ -152,8 +166,10 @@ def synth_command(
         state["task"] = progress.add_task(
             "synth", total=total, completed=already, rate="-", failed=0
         )
-        if already:
-            console.print(f"resuming: {already} of {total} images already done")
+        if total and already == total:
+            console.print(f"all {total} images already done; nothing to do", highlight=False)
+        elif already:
+            console.print(f"resuming: {already} of {total} images already done", highlight=False)
 
     def on_progress(done: int, failed: int) -> None:
         rate = (done - state["base"]) / max(time.perf_counter() - state["t0"], 1e-9)
@@ -178,8 +194,13 @@ def _print_summary(result: Any) -> None:
 
     print_counts("rows by status", result.status_counts, title="synth summary")
     print_counts("faces by detector", result.detector_counts, value="images")
-    rate = (result.sources - result.resumed_sources) / max(result.elapsed, 1e-9)
-    out_console.print(
-        f"{result.sources} source images -> {result.rows} rows in {num(result.elapsed, 1)} s "
-        f"({num(rate, 1)} img/s); manifest: {result.manifest}"
-    )
+    new, resumed = result.sources - result.resumed_sources, result.resumed_sources
+    took = f"{result.sources} source images -> {result.rows} rows in {num(result.elapsed, 1)} s"
+    rate = f"{num(new / max(result.elapsed, 1e-9), 1)} img/s"
+    if result.sources and not new:  # a fully resumed run: no rate to speak of
+        done = f"all {result.sources} source images already done, nothing to do"
+    elif resumed:
+        done = f"{took} ({new} new at {rate}, {resumed} already done)"
+    else:
+        done = f"{took} ({rate})"
+    out_console.print(f"{done}; manifest: {result.manifest}", highlight=False)

@@ -1,9 +1,11 @@
 """On-disk embedding cache: each prepared image is embedded once per model, across runs.
 
 Layout: ``<cache root>/<model cache key>/`` where the root is ``--cache-dir``, else
-``$MFRBENCH_CACHE/embeddings``, else ``~/.cache/mfrbench/embeddings``, and the model cache key
-is ``models.base.cache_key_of(identity, preprocess)`` (weights digest, output-changing options
-and the preprocessing contract; a fitted model's identity carries its fitted basis). Inside:
+``paths.embeddings_dir()`` (``$MFRBENCH_CACHE/embeddings``, else
+``$MFRBENCH_HOME/cache/embeddings``, else ``~/.cache/mfrbench/embeddings``), and the model cache
+key is ``models.base.cache_key_of(identity, preprocess)`` (weights digest, output-changing
+options and the preprocessing contract; a fitted model's identity carries its fitted basis).
+Inside:
 
 - ``meta.json``: the identity and preprocessing the key stands for (for people; not read back);
 - ``shard-<16 hex>.parquet``: one per embedded batch, columns ``key`` (the image's
@@ -28,17 +30,16 @@ import pyarrow.parquet as pq
 
 from mfrbench.digest import sha256_text
 from mfrbench.manifest import write_json_atomic, write_table_atomic
+from mfrbench.paths import embeddings_dir
 
 SHARD_GLOB = "shard-*.parquet"
 
 
 def cache_root(override: str | Path | None = None) -> Path:
-    """``override`` (``--cache-dir``), else ``$MFRBENCH_CACHE/embeddings``, else the home cache."""
+    """``override`` (``--cache-dir``), else :func:`mfrbench.paths.embeddings_dir`."""
     if override is not None and str(override) != "":
         return Path(override).expanduser()
-    from mfrbench.fetch import cache_dir
-
-    return cache_dir() / "embeddings"
+    return embeddings_dir()
 
 
 def shard_schema(dim: int) -> pa.Schema:

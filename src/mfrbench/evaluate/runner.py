@@ -40,9 +40,14 @@ report:
    when the protocol has them (NIST's method). Identification (``run_metrics.py``): unmasked
    gallery (one image per test identity), masked probes (another photo), rank-1 / CMC and the
    open-set confidence score margin.
-7. **Report** to ``<out_dir>/<protocol id>/<model id>/``: ``report.json`` is assembled by
-   ``run_record.py`` (its typed sections), written with ``report.md`` and the plots by
-   ``report.py``; ``runs.py`` reads finished runs back.
+7. **Report** to ``<out_dir>/<protocol id>/<model id>/`` (``paths.run_folder``: the ids made
+   file-name safe, ``onnx:a.onnx@<hex>`` -> ``onnx-a.onnx@<hex>``; ``out_dir`` defaults to
+   ``paths.results_dir()``): ``report.json`` is assembled by ``run_record.py`` (its typed
+   sections), written with ``report.md`` and the plots by ``report.py``; ``runs.py`` reads
+   finished runs back (by path, so runs in folders of the older naming too). Before the model
+   embeds anything, ``rerun.claim_folder`` refuses a folder holding a different run unless
+   ``overwrite`` (which clears it); a rerun of the same run goes ahead, and what an earlier run
+   left that this one did not write is removed at the end.
 
 Worker processes and the in-process path both run models single-threaded (torch, OpenCV), so
 embeddings do not depend on the worker count. A batched model may still differ in the last
@@ -83,6 +88,7 @@ from mfrbench.evaluate.pair_rows import score_rows
 from mfrbench.evaluate.planning import head_groups, pair_groups
 from mfrbench.evaluate.plots import write_plots
 from mfrbench.evaluate.report import write_reports
+from mfrbench.evaluate.rerun import claim_folder, clear_left, run_settings
 from mfrbench.evaluate.run_record import (
     EVAL_SPLITS,
     RunReport,
@@ -98,6 +104,7 @@ from mfrbench.evaluate.spaces import embed_spaces
 from mfrbench.evaluate.thresholds import user_threshold
 from mfrbench.executors import LOCAL, Executor
 from mfrbench.models.base import EmbeddingModel, HeadModel
+from mfrbench.paths import results_dir, run_folder
 from mfrbench.protocol import open_protocol
 
 IMPOSTOR_MODES = ("listed", "all")
@@ -167,7 +174,7 @@ def evaluate(
     options: Mapping[str, Any] | None = None,
     *,
     root: str | Path,
-    out_dir: str | Path = "results",
+    out_dir: str | Path | None = None,
     distance: str | None = None,
     workers: int = 1,
     batch_size: int = 32,
@@ -181,12 +188,15 @@ def evaluate(
     threshold: float | None = None,
     thresholds_from: str | Path | None = None,
     executor: Executor = LOCAL,
+    overwrite: bool = False,
 ) -> Run:
     """Score ``model`` on the protocol at ``protocol_path`` with the images under ``root``.
 
     Returns a :class:`Run`; writes ``report.json``, ``report.md``, ``scores.parquet`` and (with
     ``plots``) ``roc.png``, ``det.png``, ``scores_hist.png`` under
-    ``<out_dir>/<protocol id>/<model id>/``. See the module docstring for every step.
+    ``<out_dir>/<protocol id>/<model id>/`` (``out_dir`` None: ``paths.results_dir()``); a
+    folder holding another run is refused unless ``overwrite``. See the module docstring for
+    every step.
     ``impostors="all"`` adds the all-vs-all impostors (``impostors.parquet``, the report's
     ``all_impostors`` block); ``threshold`` (in the measure's units: a cosine similarity, or a
     distance) and ``thresholds_from`` (another run of the same model, whose calibrated
@@ -218,6 +228,19 @@ def evaluate(
     mid = model_id_of(emb_model, metric)
     carried = carried_thresholds(thresholds_from, mid) if thresholds_from is not None else None
     fixed = user_threshold(float(threshold), metric) if threshold is not None else None
+    settings = run_settings(
+        protocol_id=pid,
+        model_id=mid,
+        options=options,
+        distance=metric,
+        seed=seed,
+        n_boot=n_boot,
+        impostors=impostors,
+        threshold=threshold,
+        carried_source=carried["source"] if carried is not None else None,
+    )
+    out_root = results_dir() if out_dir is None else Path(out_dir)
+    claim = claim_folder(run_folder(out_root, pid, mid), settings, overwrite=overwrite)
     clock.lap("model")
 
     stats = EmbedStats()
@@ -237,7 +260,7 @@ def evaluate(
     clock.split("embed", prepare=spaces.prepare_s, fit=spaces.fit_s, fitted=emb_model.needs_fit)
 
     rows = score_rows(pairs, images, groups, spaces, metric)
-    out = Path(out_dir) / pid / mid
+    out = claim.path
     out.mkdir(parents=True, exist_ok=True)
     meta = {"protocol_id": pid, "model_id": mid, "distance": metric}
     files = {
@@ -312,6 +335,7 @@ def evaluate(
     clock.total()
     report["files"] = {k: v.name for k, v in sorted(files.items())}
     files.update(write_reports(report, out))
+    clear_left(claim, files.values())
     return Run(protocol_id=pid, model_id=mid, out_dir=out, report=report, files=files)
 
 
