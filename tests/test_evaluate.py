@@ -530,14 +530,19 @@ def test_report_compare_and_cli(tiny, tmp_path: Path) -> None:
 
     a = _run(tiny, FakeModel(_oracle_table(tiny)), tmp_path)
     b = _run(tiny, FakeModel(tag="random"), tmp_path, distance="euclidean")
-    text = compare_table([a.report, b.report])
+    text = compare_table([a.report, b.report])  # the headline pair set, runs named by model
     lines = text.splitlines()
-    assert lines[0].startswith("| pairs: all | run 1 | run 2 |") and "100.00%" in text
-    masked = compare_table([a.report, b.report], "masked-unmasked")
-    assert masked.splitlines()[0].startswith("| pairs: masked-unmasked |")
+    assert lines[0].startswith(
+        "| pairs: masked-unmasked | fake (distance=cosine, tag=oracle) | "
+        "fake (distance=euclidean, tag=random) |"
+    )
+    assert "100.00% ± 0.00" in text  # a fold protocol: the k-fold figure, never "(opt.)"
     n_masked = a.report["verification"]["by_pair_type"]["masked-unmasked"]["n_pairs"]
-    assert f"| pairs in this set | {n_masked} |" in masked
+    assert f"| pairs in this set | {n_masked} |" in text
     assert any(line.startswith("| distance | cosine | euclidean |") for line in lines)
+    assert "GMean" not in text  # distances differ: score-unit figures are left out
+    pooled = compare_table([a.report, b.report], "all")
+    assert pooled.splitlines()[0].startswith("| pairs: all |")
 
     app = typer.Typer()
     app.command("eval")(eval_command)
@@ -550,7 +555,7 @@ def test_report_compare_and_cli(tiny, tmp_path: Path) -> None:
     assert result.exit_code == 0 and "| pairs: colour:blue |" in result.output
     result = CliRunner().invoke(app, [*args[:3], "--pairs", "masked-masked"])
     assert isinstance(result.exception, UserError)
-    assert "no run has pair set 'masked-masked'; available: all, colour:" in str(result.exception)
+    assert "has no pair set 'masked-masked'; available: all, colour:" in str(result.exception)
     assert parse_model_opts(["a=1", "b=x=y"]) == {"a": "1", "b": "x=y"}
     with pytest.raises(UserError):
         parse_model_opts(["novalue"])
@@ -748,8 +753,12 @@ def test_all_vs_all_impostors_end_to_end(tiny, tmp_path: Path) -> None:
     assert nist["threshold_source"].startswith("control") and nist["value"] is None
     assert "NIST-style" not in md
 
-    # thresholds carried from this run to a second run of the same model; another model refused
-    again = _run(tiny, FakeModel(_oracle_table(tiny)), tmp_path, thresholds_from=run.out_dir)
+    # thresholds carried from this run to a second run of the same model; another model refused.
+    # The second run differs (listed impostors, no fixed threshold) and goes to the same folder,
+    # the one its thresholds come from: it needs overwrite, and reads them before clearing it.
+    again = _run(
+        tiny, FakeModel(_oracle_table(tiny)), tmp_path, thresholds_from=run.out_dir, overwrite=True
+    )
     carried = again.report["verification"]["carried_thresholds"]
     assert carried["source"]["pair_set"] == "unmasked-unmasked"
     assert set(carried["sets"]["masked-unmasked"]) >= {"eer", "fmr=0.001"}

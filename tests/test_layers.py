@@ -42,6 +42,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "ray_executor",
             "fetch",
             "colors",
+            "paths",
         }
     ),
     frozenset({"vision", "datasets"}),

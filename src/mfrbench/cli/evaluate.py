@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mfrbench.cli.common import default_root, out_console, parse_model_opts
+from mfrbench.cli.common import console, default_root, out_console, parse_model_opts
 from mfrbench.cli.options import (
     BootstrapSeed,
     CacheDir,
@@ -22,6 +22,7 @@ from mfrbench.cli.options import (
     NBoot,
     ProtocolOption,
     RayAddress,
+    Workdir,
     executor_from,
 )
 from mfrbench.cli.progress import stage_progress
@@ -31,7 +32,10 @@ from mfrbench.workers import DEFAULT_WORKERS
 def eval_command(
     model: Annotated[
         str,
-        typer.Option(help="plugin:NAME, onnx:PATH, python:package.module:factory or siamese:DIR."),
+        typer.Option(
+            help="plugin:NAME (or a bare plugin name), onnx:PATH, python:package.module:factory "
+            "or siamese:DIR; mfrbench models --details NAME lists options."
+        ),
     ],
     protocol: ProtocolOption,
     root: DataRoot = None,
@@ -39,7 +43,22 @@ def eval_command(
     distance: Annotated[
         str | None, typer.Option(help="cosine|euclidean|sql2 (default: the model's).")
     ] = None,
-    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("results"),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Results folder; the run goes to OUT/<protocol id>/<model id>/ "
+            "(default: WORKDIR/results)."
+        ),
+    ] = None,
+    workdir: Workdir = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Replace a different run (other model options, distance, seed, --n-boot, "
+            "--impostors, thresholds) already in the run's folder, removing its files first; "
+            "without it that is refused. The same run again needs no flag."
+        ),
+    ] = False,
     workers: Annotated[
         int, typer.Option(help="Embedding worker processes (default: the usable CPUs).")
     ] = DEFAULT_WORKERS,
@@ -74,8 +93,18 @@ def eval_command(
 ) -> None:
     """Score an embedding model on a frozen protocol: scores.parquet, report.json/.md, plots."""
     from mfrbench.evaluate.runner import evaluate
+    from mfrbench.paths import earlier_default, embeddings_dir, results_dir
 
     options = parse_model_opts(model_opt)
+    if out is None:
+        out = results_dir(workdir)
+        earlier = earlier_default("results", workdir)
+        if earlier is not None:
+            console.print(
+                f"note: runs now go to {out}; earlier ones are in {earlier} (--out {earlier} "
+                "keeps writing there)",
+                highlight=False,
+            )
     where = executor_from(executor, ray_address, workers)
     data_root = root if root is not None else default_root(protocol)
     progress, on_progress = stage_progress()
@@ -89,7 +118,7 @@ def eval_command(
             distance=distance,
             workers=workers,
             batch_size=batch_size,
-            cache_dir=cache_dir,
+            cache_dir=cache_dir if cache_dir is not None else embeddings_dir(workdir),
             seed=seed,
             n_boot=n_boot,
             plots=plots,
@@ -98,22 +127,37 @@ def eval_command(
             threshold=threshold,
             thresholds_from=thresholds_from,
             executor=where,
+            overwrite=overwrite,
         )
     print_summary(run.report, run.out_dir)
 
 
 def print_summary(report: Mapping[str, Any], out_dir: Path) -> None:
     """The terminal summary: one row per pair set, then identification and where files are."""
-    from mfrbench.evaluate.formatting import accuracy_cell, fnmr_cell, num, pct, tar_cell
+    from mfrbench.evaluate.formatting import fnmr_cell, num, pct, tar_cell
+    from mfrbench.evaluate.headline import (
+        accuracy_header,
+        accuracy_text,
+        headline_sentence,
+        ordered_pair_types,
+        primary_pair_set,
+        set_label,
+    )
 
     ver = report["verification"]
     table = Table(
         title=f"{report['model']['id']} on {report['protocol']['id']} ({report['distance']})",
         show_edge=False,
     )
-    for col in ("pairs", "n", "accuracy", "AUC", "EER", "TAR@FAR 0.1%", "FNMR@FMR 0.1%"):
+    acc_col = accuracy_header(ver)
+    for col in ("pairs", "n", acc_col, "AUC", "EER", "TAR@FAR 0.1%", "FNMR@FMR 0.1%"):
         table.add_column(col, justify="left" if col == "pairs" else "right")
-    sets = [("all", ver["overall"]), *ver["by_pair_type"].items()]
+    by_type = ver["by_pair_type"]
+    primary = primary_pair_set(by_type)
+    types = ordered_pair_types(by_type)
+    sets = [(set_label(t, primary), by_type[t]) for t in types]
+    if not sets:
+        sets = [("all", ver["overall"])]
     sets += [(f"colour {c}", v) for c, v in ver["by_colour"].items() if c != "none"]
     for name, v in sets:
         if "error" in v:
@@ -122,19 +166,19 @@ def print_summary(report: Mapping[str, Any], out_dir: Path) -> None:
         table.add_row(
             name,
             str(v["n_pairs"]),
-            accuracy_cell(v),
+            accuracy_text(v, label=False),
             num(v["auc"]["value"], 4),
             pct(v["eer"]["value"]),
             tar_cell(v, "0.001"),
             fnmr_cell(v, "0.001"),
         )
+    out_console.print(headline_sentence(ver), highlight=False)
     out_console.print(table)
     ident = report.get("identification") or {}
     if "rank1" in ident:
         margin = (ident.get("confidence_score") or {}).get("margin")
         out_console.print(
-            f"identification: rank-1 {pct(ident['rank1'])}, rank-{len(ident['cmc'])} "
-            f"{pct(ident['cmc'][-1])} over {ident['n_target_probes']} probes"
+            f"identification: rank-1 {pct(ident['rank1'])}{_rank_k(ident)}"
             + (f"; confidence-score margin {num(margin, 4)}" if margin is not None else ""),
             highlight=False,
         )
@@ -150,8 +194,35 @@ def print_summary(report: Mapping[str, Any], out_dir: Path) -> None:
     out_console.print(f"report: {out_dir / 'report.md'}", highlight=False)
 
 
-def models_command() -> None:
+def _rank_k(ident: Mapping[str, Any]) -> str:
+    """`, rank-K x%` for the largest K under the gallery size (rank-N of an N-identity gallery
+    is 100% by construction), and the gallery size when it is that small."""
+    per_space = ident["gallery_size"] // max(1, int(ident.get("spaces", 1)))
+    k = min(len(ident["cmc"]), per_space - 1)
+    rank = f", rank-{k} {ident['cmc'][k - 1] * 100:.2f}%" if k > 1 else ""
+    small = per_space <= len(ident["cmc"])
+    return (
+        rank
+        + f" over {ident['n_target_probes']} probes"
+        + (f" (gallery of {per_space} identities)" if small else "")
+    )
+
+
+def models_command(
+    details: Annotated[
+        str | None,
+        typer.Option(
+            "--details",
+            metavar="NAME",
+            help="Describe one model (dlib-resnet, plugin:facenet, onnx, siamese, ...): its "
+            "options with defaults, default preprocessing, distance and weights.",
+        ),
+    ] = None,
+) -> None:
     """List the embedding-model plugins, whether each can run here, and how to fix it if not."""
+    if details is not None:
+        _print_details(details)
+        return
     from mfrbench.models.registry import list_models
 
     table = Table(title="embedding models", show_edge=False)
@@ -164,4 +235,32 @@ def models_command() -> None:
             ok,
             m["source"] if m["ok"] else m["reason"],
         )
+    out_console.print(table)
+    out_console.print(
+        "options, defaults, preprocessing and weights of one: mfrbench models --details NAME "
+        "(e.g. dlib-resnet, onnx); all of them: docs/models.md",
+        highlight=False,
+    )
+
+
+def _print_details(name: str) -> None:
+    """``models --details NAME``: the facts, then the options table (models.info declares them)."""
+    from rich.markup import escape
+
+    from mfrbench.evaluate.model_details import model_details
+
+    d = model_details(name)
+    runs = "yes" if d.ok else f"no: {d.reason}"
+    out_console.print(f"[bold]{escape(d.spec)}[/] ({escape(d.source)})", highlight=False)
+    out_console.print(f"runs here: {escape(runs)}", highlight=False)
+    for label, text in d.facts:
+        out_console.print(f"{label}: {escape(text)}", highlight=False)
+    if not d.options:
+        out_console.print("options: none declared", highlight=False)
+        return
+    table = Table(title="options (--model-opt NAME=VALUE)", show_edge=False, title_justify="left")
+    for col in ("option", "default", "values", "meaning"):
+        table.add_column(col, overflow="fold")
+    for row in d.options:
+        table.add_row(*(escape(cell) for cell in row))
     out_console.print(table)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from mfrbench.cli.common import out_console
+from mfrbench.cli.common import console, out_console
 from mfrbench.cli.options import BootstrapSeed, NBoot, Runs
 from mfrbench.errors import UserError
 
@@ -22,30 +22,92 @@ report_app = typer.Typer(help="Read and compare evaluation reports.")
 def report_compare(
     runs: Runs,
     pairs: Annotated[
-        str, typer.Option(help="Pair set: all, a pair type (masked-unmasked) or colour:NAME.")
-    ] = "all",
+        str | None,
+        typer.Option(
+            help="Pair set: a pair type (masked-unmasked), all (pooled) or colour:NAME "
+            "(default: the protocol's headline pair type)."
+        ),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="markdown, csv or latex.")] = "markdown",
+    paired: Annotated[
+        bool,
+        typer.Option(
+            help="Paired differences against the first run on the pairs both scored (bootstrap "
+            "intervals, McNemar exact test); needs each run's scores.parquet."
+        ),
+    ] = True,
+    allow_different_protocols: Annotated[
+        bool,
+        typer.Option(help="Put runs on different protocols side by side anyway (no paired rows)."),
+    ] = False,
+    seed: BootstrapSeed = 0,
+    n_boot: NBoot = 1000,
+    label: Annotated[str, typer.Option(help="LaTeX: the table's \\label.")] = "tab:compare",
 ) -> None:
-    """Print a side-by-side Markdown table of several runs' headline metrics."""
-    from mfrbench.evaluate.compare import compare_table, pair_set
+    """Compare runs side by side: named by model and the options that differ, the honest
+    headline accuracy first, paired differences against the first run."""
+    from mfrbench.evaluate.compare import (
+        comparability,
+        compare_rows,
+        default_pair_set,
+        pair_set,
+        render_csv,
+        render_latex,
+        render_markdown,
+    )
     from mfrbench.evaluate.runner import load_run
 
+    if fmt not in ("markdown", "csv", "latex"):
+        raise UserError(f"--format must be markdown, csv or latex, got {fmt!r}")
+    if n_boot < 0:
+        raise UserError(f"--n-boot must be >= 0, got {n_boot}")
     reports = [load_run(r) for r in runs]
+    problems, warnings = comparability(reports)
+    if problems and not allow_different_protocols:
+        raise UserError(problems[0] + "; pass --allow-different-protocols to show them anyway")
+    which = pairs or default_pair_set(reports)
     available: set[str] = set()
     for rep in reports:
         ver = rep.get("verification", {})
         available |= {"all", *ver.get("by_pair_type", {})}
         available |= {f"colour:{c}" for c in ver.get("by_colour", {})}
         try:
-            pair_set(rep, pairs)
+            pair_set(rep, which)
         except (KeyError, TypeError):
-            continue
-        break
+            raise UserError(
+                f"run {rep['model']['id']} has no pair set {which!r}; available: "
+                f"{', '.join(sorted(available))}"
+            ) from None
+    differences = _paired(runs, which, seed, n_boot) if paired and not problems else None
+    header, rows = compare_rows(reports, which, differences)
+    if fmt == "csv":
+        typer.echo(render_csv(header, rows), nl=False)
+    elif fmt == "latex":
+        typer.echo(render_latex(header, rows, label), nl=False)
     else:
-        raise UserError(f"no run has pair set {pairs!r}; available: {', '.join(sorted(available))}")
-    typer.echo(compare_table(reports, pairs))
-    for i, r in enumerate(runs, 1):
-        typer.echo(f"\nrun {i}: {r}", nl=False)
-    typer.echo("")
+        typer.echo(render_markdown(header, rows))
+        for i, r in enumerate(runs, 1):
+            typer.echo(f"\nrun {i}: {r}", nl=False)
+        typer.echo("")
+    for w in [*problems, *warnings]:
+        console.print(f"warning: {w}", highlight=False)
+
+
+def _paired(runs: list[Path], which: str, seed: int, n_boot: int) -> list[dict | None]:
+    """Each run's paired difference against the first (None for the first)."""
+    import pyarrow.parquet as pq
+
+    from mfrbench.evaluate.paired import decisions, paired_difference
+
+    decided = []
+    for r in runs:
+        path = r / "scores.parquet" if r.is_dir() else r.parent / "scores.parquet"
+        if not path.is_file():
+            raise UserError(f"{r}: no scores.parquet beside the report; pass --no-paired")
+        decided.append(decisions(pq.read_table(path), which)[0])
+    out: list[dict | None] = [None]
+    out += [paired_difference(decided[0], d, seed=seed, n_boot=n_boot) for d in decided[1:]]
+    return out
 
 
 @report_app.command("html")

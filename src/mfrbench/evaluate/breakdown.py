@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mfrbench.evaluate import metrics
+from mfrbench.evaluate.headline import headline, primary_pair_set, wilson_interval
 from mfrbench.evaluate.impostors import N_BINS, TAIL_FMR, TAIL_MAX, ScoreSummary, Stratum, merged
 from mfrbench.evaluate.summary_metrics import summary_report
 from mfrbench.evaluate.thresholds import ScoreSets, apply_thresholds, calibration, dev_eval
@@ -41,13 +42,22 @@ def _safe_report(labels: np.ndarray, scores: np.ndarray, **kw: Any) -> dict[str,
 
 
 def _val_threshold(val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]):
-    """Accuracy etc. on test at the accuracy-maximising threshold of the val pairs."""
+    """Accuracy etc. on test at the accuracy-maximising threshold of the val pairs, with the
+    95% Wilson interval of that accuracy (the threshold fixed) and both pair counts."""
     y, s = val
-    if y.size == 0 or int(y.sum()) in (0, y.size):
+    if y.size == 0 or int(y.sum()) in (0, y.size) or test[0].size == 0:
         return None
     thr, val_acc = metrics.best_threshold(y, s)
     out = metrics.confusion_at(test[0], test[1], thr)
-    return {"threshold": thr, "val_accuracy": val_acc, **out}
+    n = int(test[0].size)
+    return {
+        "threshold": thr,
+        "val_accuracy": val_acc,
+        **out,
+        "n_val": int(y.size),
+        "n_test": n,
+        "ci95": wilson_interval(out["tp"] + out["tn"], n),
+    }
 
 
 def verification_sets(
@@ -79,9 +89,17 @@ def verification_sets(
     ptype = np.asarray(cols["pair_type"], dtype=object)
     colour = np.asarray([c or "none" for c in cols["colour"]], dtype=object)
 
-    def report(sel: np.ndarray, thresholds_from=None) -> dict[str, Any]:
+    has_val = bool((ok & val).any())
+    lead = ptype == primary_pair_set(ptype[ok & test].tolist())
+
+    def report(sel: np.ndarray, thresholds_from=None, val_from=None) -> dict[str, Any]:
+        """Metrics of the test pairs in ``sel``; on a split protocol also the accuracy at the
+        threshold chosen on the val pairs of ``val_from`` (default: ``sel``'s own). Breakdown
+        groups (colour, detector, mask label) take the primary pair type's, one threshold
+        as a deployed system has, rather than one tuned on a handful of val pairs each."""
+        on_val = (sel if val_from is None else val_from) & ok & val
         sel = sel & ok & test
-        return _safe_report(
+        out = _safe_report(
             labels[sel],
             score[sel],
             folds=folds[sel] if use_folds else None,
@@ -90,6 +108,11 @@ def verification_sets(
             seed=seed,
             n_boot=n_boot,
         )
+        if has_val and "error" not in out:
+            vt = _val_threshold((labels[on_val], score[on_val]), (labels[sel], score[sel]))
+            if vt is not None:  # the honest accuracy of this set (evaluate.headline)
+                out["val_threshold"] = vt
+        return out
 
     everything = np.ones(labels.size, dtype=bool)
     out: dict[str, Any] = {"overall": report(everything)}
@@ -108,7 +131,9 @@ def verification_sets(
         if has_control and t != "unmasked-unmasked":
             ctrl = (labels[control], score[control])
         out["by_pair_type"][t] = report(ptype == t, ctrl)
-    out["by_colour"] = {c: report(colour == c) for c in sorted(set(colour[ok & test].tolist()))}
+    out["by_colour"] = {
+        c: report(colour == c, val_from=lead) for c in sorted(set(colour[ok & test].tolist()))
+    }
     for key, col, what in (
         ("by_detector", "detector", "a detector"),
         ("by_landmarks", "landmarks", "a landmark backend"),
@@ -116,16 +141,17 @@ def verification_sets(
         value = np.asarray([v or "none" for v in cols[col]], dtype=object)
         present = sorted(set(value[ok & test].tolist()))
         out[key] = (
-            {v: report(value == v) for v in present}
+            {v: report(value == v, val_from=lead) for v in present}
             if set(present) - {"none"}
             else f"not available: no evaluated pair records {what} (no face was found or "
             "detected for them)"
         )
-    _mask_type_breakdown(out, cols, report, labels, score, ok & test)
-    if (val & ok).any():
-        out["val_threshold"] = _val_threshold(
-            (labels[val & ok], score[val & ok]), (labels[test & ok], score[test & ok])
-        )
+    _mask_type_breakdown(
+        out, cols, lambda sel: report(sel, val_from=lead), labels, score, ok & test
+    )
+    if has_val:  # the pooled set's, kept where reports have always had it
+        out["val_threshold"] = out["overall"].get("val_threshold")
+    out["headline"] = headline(out)
     if impostors is not None:
         out["all_impostors"] = _all_impostors_block(
             impostors, labels, score, ok & test, ptype, colour, has_control

@@ -31,15 +31,12 @@ def ci_num(ci: Any) -> str:
 
 
 def accuracy_cell(v: Mapping[str, Any], with_ci: bool = False) -> str:
-    acc = v.get("accuracy") or {}
-    if acc.get("value") is None:
-        return "–"
-    text = pct(acc["value"])
-    if not acc.get("optimistic") and acc.get("sem") is not None:
-        text += f" ± {100.0 * acc['sem']:.2f}"
-    elif acc.get("optimistic"):
-        text += " (opt.)"
-    return text + (ci_pct(acc.get("ci95")) if with_ci else "")
+    """The set's citable accuracy (:func:`~mfrbench.evaluate.headline.accuracy_text`): k-fold
+    ``± s.e.``, the val-chosen threshold on test ``(val thr.)``, or ``(opt.)`` when the protocol
+    leaves nothing else."""
+    from mfrbench.evaluate.headline import accuracy_text
+
+    return accuracy_text(v, with_ci)
 
 
 def _rate_entry(v: Mapping[str, Any], table: str, rate: str) -> dict[str, Any]:

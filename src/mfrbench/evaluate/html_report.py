@@ -90,6 +90,8 @@ def _note(text: str) -> str:
 
 
 def _meta(report: Mapping[str, Any]) -> str:
+    from mfrbench.evaluate.preprocess_text import preprocess_text
+
     p, m, e = report["protocol"], report["model"], report["embedding"]
     pre = m["preprocess"]
     items = [
@@ -97,29 +99,42 @@ def _meta(report: Mapping[str, Any]) -> str:
         f"{_e(p['dataset'])}, strategy {_e(p['strategy'])}",
         f"model <code>{_e(m['spec'])}</code> ({_e(m['identity'].get('name'))} "
         f"{_e(m['identity'].get('version'))}, weights "
-        f"<code>{_e(str(m['identity'].get('weights_digest'))[:16])}</code>), crop "
-        f"<code>{_e(pre['crop'])}</code>, input {_e(pre['size'] or 'native')}, "
+        f"<code>{_e(str(m['identity'].get('weights_digest'))[:16])}</code>), "
         f"{_e(m['embedding_size'])}-D; fit: {_e(m['fit']['how'])}",
+        f"preprocessing: {_e(preprocess_text(pre))}",
         f"distance {_e(report['distance'])} ({_e(report['score_convention'])}); seed "
         f"{_e(report['seed'])}, {_e(report['n_boot'])} bootstrap resamples; mfrbench "
         f"{_e(report['mfrbench_version'])}",
         f"{_e(report['pairs']['scored'])} of {_e(report['pairs']['evaluated'])} evaluated pairs "
-        f"scored; metrics on the test split ({_e(report['evaluation']['cross_validation'])})",
+        "scored; metrics on the test split",
         f"embeddings: {_e(e['inputs'])} distinct inputs, {_e(e['failed'])} failed",
     ]
     return '<ul class="meta">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 
 def _verification(ver: Mapping[str, Any]) -> str:
-    rows = [summary_row("all", ver["overall"])]
-    rows += [summary_row(t, v) for t, v in ver["by_pair_type"].items()]
+    from mfrbench.evaluate.headline import (
+        headline_sentence,
+        ordered_pair_types,
+        primary_pair_set,
+        set_label,
+    )
+
+    by_type = ver["by_pair_type"]
+    primary = primary_pair_set(by_type)
+    types = ordered_pair_types(by_type)
+    rows = [summary_row(set_label(t, primary), by_type[t]) for t in types]
+    if len(types) != 1:
+        rows.append(summary_row("all pair types pooled", ver["overall"]))
     return _section(
         "Headline metrics",
-        _table(_HEADER, rows),
+        f"<p><strong>{_e(headline_sentence(ver))}</strong></p>" + _table(_HEADER, rows),
         _note(
             "Accuracy: cross-validated mean ± standard error over folds where the protocol has "
-            "folds, else at the best threshold on the same pairs (opt.). n/e: not enough "
-            f"impostors for 10 expected false accepts. FNMR@FMR 0.1%: {ver['control']}."
+            "folds; else at the threshold chosen on the val pairs, applied to the test pairs "
+            "(val thr.); only without either at the best threshold on the same pairs (opt., "
+            "optimistic). n/e: not enough impostors for 10 expected false accepts. "
+            f"FNMR@FMR 0.1%: {ver['control']}."
         ),
     )
 
@@ -130,7 +145,7 @@ def _breakdowns(ver: Mapping[str, Any]) -> str:
         ("by_colour", "By mask colour", "colour"),
         ("by_detector", "By face detector", "detector"),
         ("by_landmarks", "By landmark backend", "landmarks"),
-        ("by_mask_type", "By dataset mask label", "mask"),
+        ("by_mask_type", "By mask type (dataset label or drawn kind)", "mask"),
     )
     for key, title, label in groups:
         block = ver.get(key)

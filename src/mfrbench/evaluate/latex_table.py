@@ -53,11 +53,16 @@ def _pct(value: Any) -> str:
 
 
 def _pair_sets(report: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """The headline pair type first, the control labelled, the pooled set last (if several)."""
+    from mfrbench.evaluate.headline import ordered_pair_types, primary_pair_set, set_label
+
     ver = report["verification"]
-    types = list(ver["by_pair_type"].items())
+    by_type = ver["by_pair_type"]
+    primary = primary_pair_set(by_type)
+    types = [(set_label(t, primary), by_type[t]) for t in ordered_pair_types(by_type)]
     if len(types) == 1:  # "all" is that one pair type: one row, named for what it is
         return types
-    return [("all", ver["overall"]), *types]
+    return [*types, ("all pair types pooled", ver["overall"])]
 
 
 def _tar(report: Mapping[str, Any], name: str, v: Mapping[str, Any], far: str) -> str | None:
@@ -67,21 +72,28 @@ def _tar(report: Mapping[str, Any], name: str, v: Mapping[str, Any], far: str) -
     if entry and entry.get("value") is not None:
         return _pct(entry["value"])
     block = (report["verification"].get("all_impostors") or {}).get("by_pair_type") or {}
-    wide = ((block.get(name) or {}).get("tar_at_far") or {}).get(far)
+    key = name.removesuffix(" (control)")  # the row label of the control
+    wide = ((block.get(key) or {}).get("tar_at_far") or {}).get(far)
     if wide and wide.get("value") is not None:
         return _pct(wide["value"]) + _DAGGER
     return "n/e" if entry or wide else None
 
 
 def _accuracy(v: Mapping[str, Any]) -> str:
-    acc = v.get("accuracy") or {}
-    if acc.get("value") is None:
+    r"""The honest accuracy (evaluate.headline): k-fold ``± s.e.``, val-chosen threshold
+    (``$^\ddagger$``), or best on the same pairs (``$^\ast$``, optimistic)."""
+    from mfrbench.evaluate.headline import FOLDS, VAL, honest_accuracy
+
+    h = honest_accuracy(v)
+    if h is None:
         return "--"
-    if acc.get("optimistic"):
-        return _pct(acc["value"]) + r"$^\ast$"
-    if acc.get("sem") is not None:
-        return f"${_pct(acc['value'])} \\pm {_pct(acc['sem'])}$"
-    return _pct(acc["value"])
+    if h["how"] == FOLDS and h.get("sem") is not None:
+        return f"${_pct(h['value'])} \\pm {_pct(h['sem'])}$"
+    if h["how"] == VAL:
+        return _pct(h["value"]) + r"$^\ddagger$"
+    if h["how"] == FOLDS:
+        return _pct(h["value"])
+    return _pct(h["value"]) + r"$^\ast$"
 
 
 def _row(report: Mapping[str, Any], name: str, v: Mapping[str, Any], fars: Sequence[str]):
@@ -156,6 +168,8 @@ def latex_table(
             + "/".join(str(f) for f in sorted(f for f in folds if f is not None))
             + " cross-validation folds"
         )
+    if any(r"$^\ddagger$" in line for line in body):
+        notes.append(r"$^\ddagger$ at the threshold chosen on the val pairs")
     if any(r"$^\ast$" in line for line in body):
         notes.append(r"$^\ast$ at the best threshold on the same pairs (optimistic)")
     if any(_DAGGER in line for line in body):

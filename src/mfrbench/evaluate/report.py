@@ -28,11 +28,23 @@ from mfrbench.evaluate.formatting import (
     threshold_rows,
     too_small,
 )
+from mfrbench.evaluate.headline import (
+    FOLDS,
+    OPTIMISTIC,
+    VAL,
+    headline_sentence,
+    honest_accuracy,
+    ordered_pair_types,
+    primary_pair_set,
+    set_label,
+)
+from mfrbench.evaluate.preprocess_text import preprocess_text
 from mfrbench.manifest import write_bytes_atomic, write_json_atomic
 
 #: report.json layout version: 1 = issues 4-10 (no key), 2 = adds ``all_impostors``,
-#: ``calibration``, ``dev_eval``, ``fixed_threshold`` and ``carried_thresholds``.
-REPORT_SCHEMA_VERSION = 2
+#: ``calibration``, ``dev_eval``, ``fixed_threshold`` and ``carried_thresholds``; 3 = adds
+#: ``verification.headline`` and a ``val_threshold`` on every set of a protocol with val pairs.
+REPORT_SCHEMA_VERSION = 3
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
@@ -47,18 +59,20 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"{p['version']}). Cite this id with any number below.",
         "",
         f"- model: `{m['spec']}`, {m['identity'].get('name')} {m['identity'].get('version')}, "
-        f"weights `{str(m['identity'].get('weights_digest'))[:16]}`, crop "
-        f"`{m['preprocess']['crop']}`, input {m['preprocess']['size'] or 'native'}, "
+        f"weights `{str(m['identity'].get('weights_digest'))[:16]}`, "
         f"{m['embedding_size']}-D; fit: {m['fit']['how']}",
+        f"- preprocessing: {preprocess_text(m['preprocess'])}",
         f"- distance: {report['distance']} ({report['score_convention']}); seed {report['seed']}, "
         f"{report['n_boot']} bootstrap resamples; mfrbench {report['mfrbench_version']}",
         f"- pairs: {report['pairs']['scored']} of {report['pairs']['evaluated']} evaluated pairs "
-        f"scored; metrics on the test split ({report['evaluation']['cross_validation']})",
+        f"scored{_not_scored_note(report)}; metrics on the test split",
         f"- embeddings: {e['inputs']} distinct inputs, {e['computed']} computed this run, "
         f"{e['cached']} from the cache, {e['failed']} failed; forward passes {e['forward_passes']} "
         f"vs {e['naive_forward_passes']} naive (two per pair)",
         "",
         "## Verification",
+        "",
+        f"**{headline_sentence(ver)}**",
         "",
         _accuracy_note(overall),
         "",
@@ -74,8 +88,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "FNMR@FMR 0.1%",
         "d'",
     ]
-    rows = [summary_row("all", overall)]
-    rows += [summary_row(t, v) for t, v in ver["by_pair_type"].items()]
+    primary = primary_pair_set(ver["by_pair_type"])
+    types = ordered_pair_types(ver["by_pair_type"])
+    rows = [summary_row(set_label(t, primary), ver["by_pair_type"][t]) for t in types]
+    if len(types) != 1:  # the pooled set only as the last row, named for what it is
+        rows.append(summary_row("all pair types pooled", overall))
     groups: list[tuple[str, Mapping[str, Any]]] = []
     if len(ver["by_colour"]) > 1 or "none" not in ver["by_colour"]:
         groups += [(f"colour {c}", v) for c, v in ver["by_colour"].items()]
@@ -100,14 +117,16 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if single:
         lines += [f"Every scored test pair: {', '.join(single)}."]
     lines += [""]
-    if "error" not in overall:
-        lines += _operating_points(overall)
-    if ver.get("val_threshold"):
-        vt = ver["val_threshold"]
+    lead = ver["by_pair_type"].get(primary) or overall
+    if "error" not in lead:
+        lines += _operating_points(lead, primary if primary in ver["by_pair_type"] else "all")
+    if lead.get("val_threshold"):
+        vt = lead["val_threshold"]
         lines += [
-            f"Threshold chosen on the val pairs ({num(vt['threshold'], 4)}, val accuracy "
-            f"{pct(vt['val_accuracy'])}): test accuracy {pct(vt['accuracy'])}, precision "
-            f"{num(vt['precision'])}, recall {num(vt['recall'])}, F1 {num(vt['f1'])}.",
+            f"{primary}: threshold chosen on the val pairs ({num(vt['threshold'], 4)}, val "
+            f"accuracy {pct(vt['val_accuracy'])}): test accuracy {pct(vt['accuracy'])}, "
+            f"precision {num(vt['precision'])}, recall {num(vt['recall'])}, F1 "
+            f"{num(vt['f1'])}.",
             "",
         ]
     lines += _all_impostors_md(ver.get("all_impostors"))
@@ -115,7 +134,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += _mask_pairs_md(ver.get("genuine_by_mask_type_pair"))
     lines += _faces_md(report.get("faces"))
     lines += _identification_md(report.get("identification") or {})
-    failures = {k: v for k, v in report["pairs"]["by_status"].items() if k != "ok"}
+    failures = {
+        k: v for k, v in report["pairs"]["by_status"].items() if k not in ("ok", "not_scored")
+    }
     if failures:
         lines += ["## Pairs without a score", ""]
         lines += md_table(["status", "pairs"], [[k, str(v)] for k, v in failures.items()])
@@ -236,22 +257,30 @@ def _provenance(ver: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 
 def _accuracy_note(v: Mapping[str, Any]) -> str:
-    acc = v.get("accuracy") or {}
-    if acc.get("n_folds"):
-        how = (
-            f"{acc['n_folds']}-fold cross-validated mean ± standard error (each fold's threshold "
-            "chosen on the other folds)"
-        )
-    else:
-        how = "at the best threshold on the same pairs (opt. = optimistic: no folds)"
+    h = honest_accuracy(v) or {}
+    how = {
+        FOLDS: "k-fold cross-validated mean ± standard error over folds (each fold's threshold "
+        "chosen on the other folds)",
+        VAL: "at the threshold chosen on each set's val pairs, applied to its test pairs "
+        "(val thr.)",
+        OPTIMISTIC: "at the best threshold on the scored pairs themselves (opt. = optimistic: "
+        "this protocol has neither folds nor val pairs)",
+    }.get(h.get("how", ""), "–")
     return (
         f"Accuracy: {how}. TAR at FAR and FNMR at FMR as rates (n/e: not enough impostors for "
         "10 expected false accepts)."
     )
 
 
-def _operating_points(v: Mapping[str, Any]) -> list[str]:
-    out = ["## Operating points (all test pairs)", ""]
+def _not_scored_note(report: Mapping[str, Any]) -> str:
+    """What the pairs not evaluated are (train pairs are never scored by eval)."""
+    p = report["pairs"]
+    skipped = int(p["by_status"].get("not_scored", 0))
+    return f" (and {skipped} train pairs, for fitting, not scored)" if skipped else ""
+
+
+def _operating_points(v: Mapping[str, Any], name: str) -> list[str]:
+    out = [f"## Operating points ({name} test pairs)", ""]
     rows = []
     for far, entry in v["tar_at_far"].items():
         value = entry.get("value")
@@ -320,10 +349,15 @@ def _identification_md(ident: Mapping[str, Any]) -> list[str]:
         f"{ident['n_target_probes']} target probes, {ident['n_nontarget_probes']} non-target."
     )
     out.append("")
-    out += md_table(
-        ["rank-1", "rank-5", "rank-10"],
-        [[pct(cmc[0]), pct(cmc[min(4, len(cmc) - 1)]), pct(cmc[-1])]],
-    )
+    per_space = ident["gallery_size"] // max(1, int(ident.get("spaces", 1)))
+    ranks = [k for k in (1, 5, 10) if k <= len(cmc) and (k == 1 or k < per_space)]
+    out += md_table([f"rank-{k}" for k in ranks], [[pct(cmc[k - 1]) for k in ranks]])
+    if per_space <= len(cmc):
+        out += [
+            "",
+            f"The gallery has {per_space} identities, so rank-{per_space} and above are 100% by "
+            "construction and are not shown.",
+        ]
     cs = ident.get("confidence_score") or {}
     if "margin" in cs:
         out += [

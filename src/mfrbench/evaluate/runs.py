@@ -65,7 +65,7 @@ def load_run(path: str | Path) -> RunReport:
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {p}: {exc}") from exc
     version = report.get("schema_version", 1) if isinstance(report, dict) else None
-    if version not in (1, REPORT_SCHEMA_VERSION):
+    if version not in range(1, REPORT_SCHEMA_VERSION + 1):
         raise UserError(
             f"{p}: report schema_version {version!r} is not one this mfrbench {__version__} "
             f"reads (1..{REPORT_SCHEMA_VERSION})"
