@@ -224,8 +224,8 @@ def build_report(
             "metrics_on": "test",
             "cross_validation": "folds"
             if use_folds
-            else "none (accuracy at the best threshold "
-            "on the same pairs is optimistic; see val_threshold when the protocol has val)",
+            else "none (the headline accuracy is the val-chosen threshold's where the protocol has "
+            "val pairs: verification.headline)",
         },
         "embedding": embedding,
         "faces": faces_summary(eval_images, preprocess),

@@ -455,8 +455,8 @@ def score_report(sf: ScoreFile, *, seed: int = 0, n_boot: int = 1000) -> dict[st
             "metrics_on": "test",
             "cross_validation": "folds"
             if use_folds
-            else "none (accuracy at the best threshold on the same pairs is optimistic; see "
-            "val_threshold when the file has val rows)",
+            else "none (the headline accuracy is the val-chosen threshold's where the file has val "
+            "rows: verification.headline)",
         },
         "embedding": {
             "inputs": na,
