@@ -55,3 +55,5 @@ proto="$WORK/control.json"
 "$MB" pairs lfw "$WORK/synth-$first/manifest.parquet" --official "$LFW/pairs.txt" \
   --pair-types unmasked-unmasked --seed 0 --name acc-control --out "$proto" > /dev/null
 echo "unmasked-unmasked: $(evaluate "$proto" control)"
+echo "paired, each type against the first (same pairs, same photos):"
+"$PY" bench/mask_type_paired.py "$WORK" "$TYPES"

@@ -203,5 +203,24 @@ def test_compare_refuses_different_protocols_unless_asked(runs) -> None:
     done = subprocess.run(
         [*cmd, "--allow-different-protocols"], capture_output=True, text=True, timeout=120
     )
-    assert done.returncode == 0 and "paired pairs" not in done.stdout
+    assert done.returncode == 0 and "| paired pairs (both scored) | (reference) |" in done.stdout
+    assert "no test pair is scored by both runs" in done.stdout  # other pairs: no difference
     assert "warning: the runs are on different protocols" in done.stderr
+
+
+def test_paired_difference_needs_the_same_pairs() -> None:
+    from mfrbench.evaluate.paired import paired_difference
+
+    a = {i: (i % 2, float(i), True, f"unmasked:p{i}|mask-mix:q{i}") for i in range(20)}
+    b = {i: (lab, s, i % 3 != 0, ims) for i, (lab, s, _, ims) in a.items()}
+    d = paired_difference(a, b, n_boot=50)
+    assert d["n_pairs"] == 20 and d["delta_accuracy"] == pytest.approx(-7 / 20)
+    assert d["mcnemar"] == {
+        "b_only_correct": 0,
+        "a_only_correct": 7,
+        "p_value": pytest.approx(2 * 0.5**7),
+    }
+    other = {
+        i: (lab, s, ok, ims.replace("mask-mix", "mask-blue")) for i, (lab, s, ok, ims) in b.items()
+    }
+    assert "not the same pairs" in paired_difference(a, other)["error"]

@@ -38,7 +38,10 @@ def report_compare(
     ] = True,
     allow_different_protocols: Annotated[
         bool,
-        typer.Option(help="Put runs on different protocols side by side anyway (no paired rows)."),
+        typer.Option(
+            help="Put runs on different protocols side by side anyway; paired rows only where "
+            "their pairs are the same photos (e.g. protocols differing in drawn masks)."
+        ),
     ] = False,
     seed: BootstrapSeed = 0,
     n_boot: NBoot = 1000,
@@ -78,7 +81,7 @@ def report_compare(
                 f"run {rep['model']['id']} has no pair set {which!r}; available: "
                 f"{', '.join(sorted(available))}"
             ) from None
-    differences = _paired(runs, which, seed, n_boot) if paired and not problems else None
+    differences = _paired(runs, which, seed, n_boot) if paired else None
     header, rows = compare_rows(reports, which, differences)
     if fmt == "csv":
         typer.echo(render_csv(header, rows), nl=False)

@@ -32,6 +32,7 @@ def _flat(report: Mapping[str, Any]) -> dict[str, str]:
     """What distinguishes one run from another, as ``key -> text``."""
     m = report["model"]
     out = {
+        "protocol": str(_get(report, "protocol", "id")),
         "model": str(m.get("spec")),
         "weights": str(_get(m, "identity", "weights_digest") or "")[:12],
         "distance": str(report.get("distance")),
@@ -74,8 +75,9 @@ def comparability(reports: Sequence[Mapping[str, Any]]) -> tuple[list[str], list
     ids = sorted({r["protocol"]["id"] for r in reports})
     if len(ids) > 1:
         problems.append(
-            f"the runs are on different protocols ({', '.join(ids)}): their pairs differ, so "
-            "their numbers are not comparable side by side"
+            f"the runs are on different protocols ({', '.join(ids)}): side by side their "
+            "numbers compare only as far as the protocols do (paired rows only where both "
+            "score the same pairs of the same photos)"
         )
     for key, what in (("distance", "distances"), ("score_convention", "score conventions")):
         values = sorted({str(r.get(key)) for r in reports})

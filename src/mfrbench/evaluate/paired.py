@@ -24,7 +24,9 @@ import pyarrow as pa
 from mfrbench.evaluate import metrics
 from mfrbench.evaluate.headline import FOLDS, OPTIMISTIC, VAL
 
-_COLUMNS = ("pair_id", "label", "score", "split", "fold", "pair_type", "status")
+_COLUMNS = ("pair_id", "a", "b", "label", "score", "split", "fold", "pair_type", "status")
+#: One decided pair: (label, score, decided correctly, "a|b" image ids).
+Decision = tuple[int, float, bool, str]
 
 
 def _columns(scores: pa.Table, pair_set: str) -> dict[str, np.ndarray]:
@@ -38,6 +40,7 @@ def _columns(scores: pa.Table, pair_set: str) -> dict[str, np.ndarray]:
     )
     return {
         "pair_id": np.asarray(t["pair_id"], dtype=np.int64)[keep],
+        "images": np.asarray([f"{a}|{b}" for a, b in zip(t["a"], t["b"], strict=True)])[keep],
         "label": np.asarray(t["label"], dtype=np.int64)[keep],
         "score": np.asarray(t["score"], dtype=np.float64)[keep],
         "split": np.asarray(t["split"], dtype=object)[keep],
@@ -45,9 +48,10 @@ def _columns(scores: pa.Table, pair_set: str) -> dict[str, np.ndarray]:
     }
 
 
-def decisions(scores: pa.Table, pair_set: str) -> tuple[dict[int, tuple[int, float, bool]], str]:
-    """``{pair_id: (label, score, decided correctly)}`` over the test pairs of ``pair_set``
-    (``all`` or a pair type), and how the thresholds were chosen (folds | val | optimistic)."""
+def decisions(scores: pa.Table, pair_set: str) -> tuple[dict[int, Decision], str]:
+    """``{pair_id: (label, score, decided correctly, image ids)}`` over the test pairs of
+    ``pair_set`` (``all`` or a pair type), and how the thresholds were chosen (folds | val |
+    optimistic)."""
     c = _columns(scores, pair_set)
     test = c["split"] == "test"
     val = c["split"] == "val"
@@ -68,7 +72,8 @@ def decisions(scores: pa.Table, pair_set: str) -> tuple[dict[int, tuple[int, flo
             thr[test] = metrics.best_threshold(y[test], s[test])[0]
     out = {}
     for i in np.flatnonzero(test & np.isfinite(thr)):
-        out[int(c["pair_id"][i])] = (int(y[i]), float(s[i]), bool((s[i] >= thr[i]) == (y[i] == 1)))
+        correct = bool((s[i] >= thr[i]) == (y[i] == 1))
+        out[int(c["pair_id"][i])] = (int(y[i]), float(s[i]), correct, str(c["images"][i]))
     return out, how
 
 
@@ -111,20 +116,24 @@ def _auc_many(y: np.ndarray, s: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def paired_difference(
-    a: Mapping[int, tuple[int, float, bool]],
-    b: Mapping[int, tuple[int, float, bool]],
+    a: Mapping[int, Decision],
+    b: Mapping[int, Decision],
     *,
     seed: int = 0,
     n_boot: int = 1000,
 ) -> dict[str, Any]:
     """Run B against run A on the pairs both decided: accuracy and AUC differences (B - A)
-    with paired bootstrap 95% intervals, and McNemar's exact test on the decisions."""
+    with paired bootstrap 95% intervals, and McNemar's exact test on the decisions.
+
+    Pairs are matched by id and must be the same pairs: the same label and image ids (two
+    protocols that differ only in the masks drawn on the same photos, ``pairs --probe-masks``
+    or ``synth --masks``, qualify; ``mask-<colour>`` variants of one photo do not)."""
     common = sorted(set(a) & set(b))
     if not common:
         return {"error": "no test pair is scored by both runs"}
     ya = np.asarray([a[i][0] for i in common])
-    if any(b[i][0] != a[i][0] for i in common):
-        return {"error": "the runs disagree on pair labels: not the same protocol's pairs"}
+    if any(b[i][0] != a[i][0] or b[i][3] != a[i][3] for i in common):
+        return {"error": "not the same pairs (pair ids with other images or labels)"}
     ca = np.asarray([a[i][2] for i in common])
     cb = np.asarray([b[i][2] for i in common])
     sa = np.asarray([a[i][1] for i in common])
