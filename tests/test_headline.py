@@ -97,6 +97,7 @@ def test_split_protocol_leads_with_the_val_chosen_threshold(runs) -> None:
     assert "none (accuracy at the best threshold" not in md
     assert "train pairs, for fitting, not scored" in md
     assert "## Pairs without a score" not in md  # train pairs are not failures
+    assert "- preprocessing: RGB; no mean/std; crop protocol" in md  # the whole preprocessing
 
 
 def test_fold_protocol_leads_with_the_masked_type_and_labels_the_control(runs) -> None:
