@@ -52,14 +52,15 @@ def run_labels(reports: Sequence[Mapping[str, Any]]) -> list[str]:
     """Each run's column name: its model's name, then the settings that differ between runs
     (``dlib-resnet (jitters=10)``); runs alike in everything get ``#i``."""
     flats = [_flat(r) for r in reports]
-    keys = sorted({k for f in flats for k in f})
-    differ = [k for k in keys if len({f.get(k) for f in flats}) > 1 and k != "model"]
+    # settings every run records (a field only newer reports write is not a setting that differs)
+    keys = sorted(set.intersection(*(set(f) for f in flats)))
+    differ = [k for k in keys if len({f[k] for f in flats}) > 1 and k != "model"]
     labels = []
     for r, f in zip(reports, flats, strict=True):
         name = str(_get(r, "model", "identity", "name") or f["model"])
         if len({fl["model"] for fl in flats}) > 1 and f["model"] != f"plugin:{name}":
             name = f["model"]
-        extra = ", ".join(f"{k.removeprefix('preprocess.')}={f.get(k, '–')}" for k in differ)
+        extra = ", ".join(f"{k.removeprefix('preprocess.')}={f[k]}" for k in differ)
         labels.append(f"{name} ({extra})" if extra else name)
     if len(set(labels)) < len(labels):
         labels = [f"{lab} #{i + 1}" for i, lab in enumerate(labels)]
