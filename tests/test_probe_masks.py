@@ -223,6 +223,7 @@ def test_pairs_are_labelled_by_drawn_mask_kind() -> None:
     assert pair_mask_types(drawn, drawn) == "n95"
     colour = {"synthetic": True, "masked": True, "mask_type": None}  # synth --colors: no label
     assert pair_mask_types(bare, colour) is None
+    assert pair_mask_types(bare, bare) is None  # a control pair of synth images: no label row
     real = {"synthetic": False, "masked": False, "mask_type": None}
     assert pair_mask_types(real, {**real, "masked": True, "mask_type": "surgical_blue"}) is None
     assert pair_mask_types({**real, "mask_type": "no-mask"}, {**real, "mask_type": "N95"}) == (

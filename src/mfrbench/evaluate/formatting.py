@@ -163,8 +163,16 @@ def _criterion_order(crit: str) -> tuple[float, ...]:
 
 
 def threshold_rows(block: Mapping[str, Any]) -> list[list[str]]:
+    """Rows of a thresholds block: the headline pair type first, the pooled ``all`` last."""
+    from mfrbench.evaluate.headline import ordered_pair_types
+
+    sets = block["sets"]
+    order = [
+        *ordered_pair_types(n for n in sets if n != "all"),
+        *(["all"] if "all" in sets else []),
+    ]
     rows = []
-    for name, crits in block["sets"].items():
+    for name, crits in ((n, sets[n]) for n in order):
         for crit, e in sorted(crits.items(), key=lambda kv: _criterion_order(kv[0])):
             if e.get("threshold") is None:
                 rows.append([name, crit, "–", e.get("reason", "–"), "", "", ""])

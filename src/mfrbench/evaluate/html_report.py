@@ -153,7 +153,13 @@ def _breakdowns(ver: Mapping[str, Any]) -> str:
             continue
         if key != "by_colour" and len(block) < 2:
             continue
-        named = [(f"{label} {name}", v) for name, v in block.items()]
+        named = [  # unmasked pairs (colour "none") are the pair-type rows of the headline table
+            (f"{label} {name}", v)
+            for name, v in block.items()
+            if key != "by_colour" or name != "none"
+        ]
+        if not named:
+            continue
         rows = [summary_row(name, v) for name, v in named if not too_small(v)]
         small = [f"{name} ({v.get('n_pairs', 0)})" for name, v in named if too_small(v)]
         parts = [_table(_HEADER, rows)] if rows else []

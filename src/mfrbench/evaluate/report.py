@@ -94,8 +94,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if len(types) != 1:  # the pooled set only as the last row, named for what it is
         rows.append(summary_row("all pair types pooled", overall))
     groups: list[tuple[str, Mapping[str, Any]]] = []
-    if len(ver["by_colour"]) > 1 or "none" not in ver["by_colour"]:
-        groups += [(f"colour {c}", v) for c, v in ver["by_colour"].items()]
+    # unmasked pairs ("none") are the pair-type rows above, the control's among them
+    groups += [(f"colour {c}", v) for c, v in ver["by_colour"].items() if c != "none"]
     provenance = _provenance(ver)
     for label, by in provenance.items():
         if len(by) > 1:

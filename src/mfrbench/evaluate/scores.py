@@ -133,8 +133,8 @@ def pair_mask_types(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
     Labels are the dataset's (MFR2) or the drawn mask's kind (synth --masks, pairs
     --probe-masks); an unmasked synthetic image is ``no-mask``: mfrbench made it, unmasked."""
     la, lb = _mask_label(a), _mask_label(b)
-    if la is None or lb is None:
-        return None
+    if la is None or lb is None or (a.get("mask_type") is None and b.get("mask_type") is None):
+        return None  # unlabelled, or two unmasked synthetic images: no mask label to report
     return la if la == lb else "+".join(sorted((la, lb)))
 
 
