@@ -229,3 +229,25 @@ def test_pairs_are_labelled_by_drawn_mask_kind() -> None:
     assert pair_mask_types({**real, "mask_type": "no-mask"}, {**real, "mask_type": "N95"}) == (
         "N95+no-mask"
     )
+
+
+def test_pairs_lfw_cli_with_probe_masks(manifest: Path, tmp_path: Path) -> None:
+    """`pairs lfw` folds with --probe-masks: a valid protocol whose masked probes all wear the
+    drawn kind, the same pairs as without it."""
+    cmd = [sys.executable, "-m", "mfrbench", "pairs", "lfw", str(manifest), "--folds", "2"]
+    cmd += ["--per-fold", "15", "--pair-types", "masked-unmasked,unmasked-unmasked"]
+    plain = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "a.json")], capture_output=True, text=True, timeout=300
+    )
+    drawn = subprocess.run(
+        [*cmd, "--probe-masks", "n95", "--out", str(tmp_path / "b.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert plain.returncode == 0 and drawn.returncode == 0, drawn.stderr
+    protocol = load_protocol(tmp_path / "b.json")
+    masked = [im for im in protocol["images"] if im["masked"]]
+    assert masked and {im["mask_type"] for im in masked} == {"n95"}
+    assert protocol["summary"]["probe_masks"] == {"n95": len(masked)}
+    assert _by_src(protocol) == _by_src(load_protocol(tmp_path / "a.json"))
