@@ -58,8 +58,7 @@ from mfrbench.vision.detect import (
 )
 from mfrbench.vision.landmarks import make_landmarker
 from mfrbench.vision.mask import MASK_SHAPES, mask_polygon
-from mfrbench.vision.mask_mix import MaskMix, MaskRecord, apply_mask
-from mfrbench.vision.mask_styles import MaskStyle, color_name
+from mfrbench.vision.mask_mix import MaskMix, MaskRecord, apply_mask, record_color
 from mfrbench.vision.occlusion import crop_occlusion, encode_occlusion, polygon_occlusion
 from mfrbench.vision.render import encode, render
 from mfrbench.vision.roi import ROI_KINDS, expand_box, output_size, roi_box
@@ -540,11 +539,10 @@ class _Mixed(NamedTuple):
 
 def _record_mix(row: dict[str, Any], record: MaskRecord) -> None:
     """A mix row's mask fields: kind, colour name and RGB, polygon (polygon kinds) or style."""
-    style = record["style"]
-    rgb = record["color_rgb"] if style is None else list(style["color"])
+    color, rgb = record_color(record)
     row.update(
         mask_shape=record["mask_type"],
-        color=record["color"] if style is None else color_name(MaskStyle.from_json(style)),
+        color=color,
         color_rgb=rgb,
         mask_style=canonical_json(record),
     )

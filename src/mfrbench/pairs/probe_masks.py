@@ -237,12 +237,9 @@ def _rank(seed: int, src_path: str) -> bytes:
 
 def draw_record(entry: ProbeMask, seed: int, src_path: str) -> dict[str, Any]:
     """The mask record (``MaskRecord``) of ``entry`` on one image, from (seed, src_path)."""
-    import numpy as np
-
-    from mfrbench.colors import NAMED_COLORS
     from mfrbench.vision.augment import make_rng
-    from mfrbench.vision.mask_mix import POLYGON_COLORS
-    from mfrbench.vision.mask_styles import CLOTH_PATTERNS, KINDS, draw_style
+    from mfrbench.vision.mask_mix import POLYGON_COLORS, make_record
+    from mfrbench.vision.mask_styles import CLOTH_PATTERNS, KINDS
 
     rng = make_rng(seed, f"{src_path}|{_KEY}")
     look = int(rng.integers(2**63))  # the same three draws for every entry: fixed order
@@ -250,24 +247,17 @@ def draw_record(entry: ProbeMask, seed: int, src_path: str) -> dict[str, Any]:
     patterned = CLOTH_PATTERNS[1 + int(rng.integers(len(CLOTH_PATTERNS) - 1))]
     if entry.kind in KINDS:
         pattern = patterned if entry.pattern == PATTERNED else entry.pattern
-        style = draw_style(
-            entry.kind, np.random.default_rng(look), color=entry.color, pattern=pattern
-        )
-        return {"mask_type": entry.kind, "style": style.to_json(), "color": None, "color_rgb": None}
-    name = entry.color or color
-    return {
-        "mask_type": entry.kind,
-        "style": None,
-        "color": name,
-        "color_rgb": list(NAMED_COLORS[name]),
-    }
+        return dict(make_record(entry.kind, look, color, style_color=entry.color, pattern=pattern))
+    return dict(make_record(entry.kind, look, entry.color or color))
 
 
 def assign_probe_masks(images: Sequence[ImageRef], mix: ProbeMix, seed: int) -> list[ImageRef]:
     """``images`` with every ``mask-mix`` image given its mask: entries dealt out in exact
     shares over those images, in seeded-hash order of their source paths."""
+    import numpy as np
+
     from mfrbench.vision.mask import mask_polygon
-    from mfrbench.vision.mask_styles import MaskStyle, color_name
+    from mfrbench.vision.mask_mix import record_color
 
     targets = sorted(
         (im for im in images if im["variant"] == MIX_VARIANT),
@@ -286,16 +276,13 @@ def assign_probe_masks(images: Sequence[ImageRef], mix: ProbeMix, seed: int) -> 
             out.append(im)
             continue
         record = draw_record(entry, seed, im["src_path"])
-        ref = dict(im, mask_style=record, mask_type=entry.kind)
-        if record["style"] is not None:
-            style = MaskStyle.from_json(record["style"])
-            ref.update(color=color_name(style), color_rgb=list(style.color), mask_polygon=None)
-        else:
-            import numpy as np
-
+        name, rgb = record_color(record)
+        polygon = None
+        if record["style"] is None:  # a polygon shape: its outline on the frozen landmarks
             canon = np.asarray(im["landmarks68"], dtype=np.float64)
             polygon = mask_polygon(canon, entry.kind).reshape(-1, 2).tolist()
-            ref.update(color=record["color"], color_rgb=record["color_rgb"], mask_polygon=polygon)
+        ref = dict(im, mask_style=record, mask_type=entry.kind, color=name, color_rgb=rgb)
+        ref["mask_polygon"] = polygon
         out.append(cast(ImageRef, ref))
     return out
 

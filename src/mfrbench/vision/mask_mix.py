@@ -19,7 +19,7 @@ import numpy as np
 from mfrbench.colors import NAMED_COLORS
 from mfrbench.errors import UserError
 from mfrbench.vision.mask import MASK_SHAPES, draw_mask, mask_polygon
-from mfrbench.vision.mask_styles import KINDS, MaskStyle, draw_style
+from mfrbench.vision.mask_styles import KINDS, MaskStyle, color_name, draw_style
 from mfrbench.vision.mask_warp import render_mask
 from mfrbench.vision.occlusion import polygon_occlusion
 
@@ -100,14 +100,31 @@ def apply_mask(
     kind = mix.draw(rng)
     look = int(rng.integers(2**63))  # every kind takes the same three draws: fixed order
     color = POLYGON_COLORS[int(rng.integers(len(POLYGON_COLORS)))]
-    if kind in KINDS:
-        style = draw_style(kind, np.random.default_rng(look))
-        record = MaskRecord(mask_type=kind, style=style.to_json(), color=None, color_rgb=None)
-    else:
-        rgb_color = list(NAMED_COLORS[color])
-        record = MaskRecord(mask_type=kind, style=None, color=color, color_rgb=rgb_color)
+    record = make_record(kind, look, color)
     out, occ = redraw_mask(rgb, canon68, record)
     return out, occ, record
+
+
+def make_record(
+    kind: str, look: int, color: str, *, style_color: str | None = None, pattern: str | None = None
+) -> MaskRecord:
+    """The record of a ``kind`` mask: a procedural kind's style drawn from the ``look`` seed
+    (``style_color``, ``pattern`` fixing those, as ``draw_style`` allows), a polygon shape's
+    named ``color``."""
+    if kind in KINDS:
+        style = draw_style(kind, np.random.default_rng(look), color=style_color, pattern=pattern)
+        return MaskRecord(mask_type=kind, style=style.to_json(), color=None, color_rgb=None)
+    return MaskRecord(mask_type=kind, style=None, color=color, color_rgb=list(NAMED_COLORS[color]))
+
+
+def record_color(record: Mapping[str, Any]) -> tuple[str | None, list[int]]:
+    """(palette name, RGB) of the colour a record draws: a polygon's own, or its style's base
+    colour (its palette name, None when outside the palette)."""
+    style = record["style"]
+    if style is None:
+        return record["color"], list(record["color_rgb"])
+    drawn = MaskStyle.from_json(style)
+    return color_name(drawn), list(drawn.color)
 
 
 def redraw_mask(
