@@ -110,10 +110,9 @@ def masked_frame(image: Mapping[str, Any], rgb: np.ndarray) -> np.ndarray:
     from mfrbench.vision.mask import draw_mask
 
     if "mask_style" in image:
-        from mfrbench.vision.mask_mix import redraw_mask
+        from mfrbench.protocol.render import redraw_recorded
 
-        canon = np.asarray(image["landmarks68"], dtype=np.float64)
-        return redraw_mask(rgb, canon, image["mask_style"])[0]
+        return redraw_recorded(image, rgb)
     polygon = image.get("mask_polygon")
     if polygon is None:
         return rgb

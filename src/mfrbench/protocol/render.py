@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,10 +51,7 @@ def render_image(image: ImageRef, root: Path) -> np.ndarray:
         raise ValueError(f"{image['id']}: a synthetic image needs roi_box and out_wh")
     polygon, color = image.get("mask_polygon"), image.get("color_rgb")
     if "mask_style" in image:  # synth --masks: redraw the recorded mask on the frozen face
-        from mfrbench.vision.mask_mix import redraw_mask
-
-        canon = np.asarray(image["landmarks68"], dtype=np.float64)
-        rgb = redraw_mask(rgb, canon, image["mask_style"])[0]
+        rgb = redraw_recorded(image, rgb)
         polygon = color = None
     return render(
         rgb,
@@ -63,6 +60,15 @@ def render_image(image: ImageRef, root: Path) -> np.ndarray:
         np.asarray(polygon, dtype=np.int32).reshape(-1, 2) if polygon is not None else None,
         (color[0], color[1], color[2]) if color is not None else None,
     )
+
+
+def redraw_recorded(image: ImageRef | Mapping[str, Any], rgb: np.ndarray) -> np.ndarray:
+    """The source photo with a ``mask-mix`` image's recorded mask (``mask_style``) drawn on its
+    frozen ``landmarks68``, as synth --masks drew it."""
+    from mfrbench.vision.mask_mix import redraw_mask
+
+    canon = np.asarray(image["landmarks68"], dtype=np.float64)
+    return redraw_mask(rgb, canon, image["mask_style"])[0]
 
 
 def _stem_name(name: str) -> str:
