@@ -197,7 +197,9 @@ def print_summary(report: Mapping[str, Any], out_dir: Path) -> None:
 def _rank_k(ident: Mapping[str, Any]) -> str:
     """`, rank-K x%` for the largest K under the gallery size (rank-N of an N-identity gallery
     is 100% by construction), and the gallery size when it is that small."""
-    per_space = ident["gallery_size"] // max(1, int(ident.get("spaces", 1)))
+    from mfrbench.evaluate.formatting import gallery_per_space
+
+    per_space = gallery_per_space(ident)
     k = min(len(ident["cmc"]), per_space - 1)
     rank = f", rank-{k} {ident['cmc'][k - 1] * 100:.2f}%" if k > 1 else ""
     small = per_space <= len(ident["cmc"])

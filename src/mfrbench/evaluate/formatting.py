@@ -39,6 +39,12 @@ def accuracy_cell(v: Mapping[str, Any], with_ci: bool = False) -> str:
     return accuracy_text(v, with_ci)
 
 
+def gallery_per_space(ident: Mapping[str, Any]) -> int:
+    """Gallery identities per embedding space of an identification block: rank-N of an
+    N-identity gallery is 100% by construction, so ranks from N up say nothing."""
+    return int(ident["gallery_size"]) // max(1, int(ident.get("spaces", 1)))
+
+
 def _rate_entry(v: Mapping[str, Any], table: str, rate: str) -> dict[str, Any]:
     return ((v.get(table) or {}).get(rate)) or {}
 

@@ -20,6 +20,7 @@ from mfrbench.evaluate.formatting import (
     all_impostors_rows,
     ci_num,
     ci_pct,
+    gallery_per_space,
     md_table,
     nist_rows,
     num,
@@ -349,7 +350,7 @@ def _identification_md(ident: Mapping[str, Any]) -> list[str]:
         f"{ident['n_target_probes']} target probes, {ident['n_nontarget_probes']} non-target."
     )
     out.append("")
-    per_space = ident["gallery_size"] // max(1, int(ident.get("spaces", 1)))
+    per_space = gallery_per_space(ident)
     ranks = [k for k in (1, 5, 10) if k <= len(cmc) and (k == 1 or k < per_space)]
     out += md_table([f"rank-{k}" for k in ranks], [[pct(cmc[k - 1]) for k in ranks]])
     if per_space <= len(cmc):
